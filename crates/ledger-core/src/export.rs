@@ -1,0 +1,342 @@
+//! The canonical state export (SPEC section 11), the portfolio figures (section 8) and
+//! the state digest.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::date::Date;
+use crate::ledger::Ledger;
+use crate::model::{Bucket, LoanStatus};
+use crate::money::{format_fixed, Money};
+use crate::state::Loan;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    pub business_date: Option<Date>,
+    pub loans: Vec<LoanView>,
+    pub borrowers: Vec<BorrowerView>,
+    pub applications: Vec<ApplicationView>,
+    pub payments: Vec<PaymentView>,
+    pub collections_actions: Vec<ActionView>,
+    pub portfolio: PortfolioView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoanView {
+    pub loan_id: String,
+    pub borrower_id: String,
+    pub product: String,
+    pub status: String,
+    pub principal: Money,
+    pub disbursed_on: Date,
+    pub maturity_date: Date,
+    pub principal_outstanding: Money,
+    pub interest_accrued: Money,
+    pub interest_owed: Money,
+    pub penalty_accrued: Money,
+    pub penalty_owed: Money,
+    pub overpayment: Money,
+    pub recovered: Money,
+    pub dpd: u32,
+    pub bucket: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BorrowerView {
+    pub borrower_id: String,
+    pub credit_line: Money,
+    pub outstanding_principal: Money,
+    pub blacklisted: bool,
+    pub malicious: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationView {
+    pub application_id: String,
+    pub borrower_id: String,
+    pub decision: String,
+    pub score: String,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub payment_id: String,
+    pub loan_id: String,
+    pub status: String,
+    pub penalty: Money,
+    pub interest: Money,
+    pub principal: Money,
+    pub overpayment: Money,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionView {
+    pub action_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortfolioView {
+    pub outstanding_principal: Money,
+    pub active_loans: u64,
+    pub borrowers: u64,
+    pub loans_disbursed: u64,
+    pub amount_disbursed: Money,
+    pub interest_income: Money,
+    pub penalty_income: Money,
+    pub overdue_principal: OverdueByBucket,
+    pub npl_ratio: String,
+    pub written_off_principal: Money,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueByBucket {
+    #[serde(rename = "M1")]
+    pub m1: Money,
+    #[serde(rename = "M2")]
+    pub m2: Money,
+    #[serde(rename = "M3")]
+    pub m3: Money,
+    #[serde(rename = "NPL")]
+    pub npl: Money,
+}
+
+impl OverdueByBucket {
+    fn add(&mut self, bucket: Bucket, amount: Money) {
+        let slot = match bucket {
+            Bucket::Current => return,
+            Bucket::M1 => &mut self.m1,
+            Bucket::M2 => &mut self.m2,
+            Bucket::M3 => &mut self.m3,
+            Bucket::Npl => &mut self.npl,
+        };
+        *slot = slot.plus(amount);
+    }
+}
+
+/// Portfolio figures beyond the export (SPEC section 8): income per day and the
+/// average number of days a settled loan was outstanding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortfolioReport {
+    #[serde(flatten)]
+    pub figures: PortfolioView,
+    pub business_date: Option<Date>,
+    /// Interest and penalty charged at each day's close, by business date.
+    pub income_by_day: Vec<DayIncome>,
+    pub settled_loans: u64,
+    /// Mean of (settled_on - disbursed_on) over settled loans, to 0.01 day.
+    pub average_days_outstanding: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayIncome {
+    pub date: Date,
+    pub interest: Money,
+    pub penalty: Money,
+}
+
+pub fn loan_view(l: &Loan) -> LoanView {
+    LoanView {
+        loan_id: l.loan_id.clone(),
+        borrower_id: l.borrower_id.clone(),
+        product: l.product.as_str().to_string(),
+        status: l.status.as_str().to_string(),
+        principal: l.principal,
+        disbursed_on: l.disbursed_on,
+        maturity_date: l.maturity_date,
+        principal_outstanding: l.principal_outstanding,
+        interest_accrued: l.interest_accrued,
+        interest_owed: l.interest_owed(),
+        penalty_accrued: l.penalty_accrued,
+        penalty_owed: l.penalty_owed(),
+        overpayment: l.overpayment,
+        recovered: l.recovered,
+        dpd: l.dpd,
+        bucket: l.bucket.as_str().to_string(),
+    }
+}
+
+impl Ledger {
+    /// The canonical export: every list sorted by id.
+    pub fn export(&self) -> Export {
+        let books = self.books();
+        let mut loans: Vec<LoanView> = books.values().flat_map(|b| b.loans().iter().map(loan_view)).collect();
+        loans.sort_by(|a, b| a.loan_id.cmp(&b.loan_id));
+
+        let mut borrowers: Vec<BorrowerView> = books
+            .values()
+            .flat_map(|book| {
+                book.borrowers().values().map(move |b| BorrowerView {
+                    borrower_id: b.borrower_id.clone(),
+                    credit_line: b.credit_line,
+                    outstanding_principal: book.outstanding_of(b),
+                    blacklisted: b.blacklisted,
+                    malicious: b.malicious,
+                })
+            })
+            .collect();
+        borrowers.sort_by(|a, b| a.borrower_id.cmp(&b.borrower_id));
+
+        let mut applications: Vec<ApplicationView> = books
+            .values()
+            .flat_map(|b| b.applications().values())
+            .map(|a| ApplicationView {
+                application_id: a.application_id.clone(),
+                borrower_id: a.borrower_id.clone(),
+                decision: if a.approved { "APPROVED" } else { "REJECTED" }.to_string(),
+                score: format_fixed(a.score, 2),
+                reasons: a.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+            })
+            .collect();
+        applications.sort_by(|a, b| a.application_id.cmp(&b.application_id));
+
+        let mut payments: Vec<PaymentView> = books
+            .values()
+            .flat_map(|b| b.payments().values())
+            .map(|p| PaymentView {
+                payment_id: p.payment_id.clone(),
+                loan_id: p.loan_id.clone(),
+                status: p.status.as_str().to_string(),
+                penalty: p.penalty,
+                interest: p.interest,
+                principal: p.principal,
+                overpayment: p.overpayment,
+                reason: p.reason.map(|r| r.as_str().to_string()),
+            })
+            .collect();
+        payments.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
+
+        let mut collections_actions: Vec<ActionView> = books
+            .values()
+            .flat_map(|b| b.actions().values())
+            .map(|a| ActionView {
+                action_id: a.action_id.clone(),
+                status: if a.applied { "APPLIED" } else { "REJECTED" }.to_string(),
+                reason: a.reason.map(|r| r.as_str().to_string()),
+            })
+            .collect();
+        collections_actions.sort_by(|a, b| a.action_id.cmp(&b.action_id));
+
+        Export {
+            business_date: self.business_date(),
+            loans,
+            borrowers,
+            applications,
+            payments,
+            collections_actions,
+            portfolio: self.portfolio(),
+        }
+    }
+
+    pub fn portfolio(&self) -> PortfolioView {
+        let mut outstanding = Money::ZERO;
+        let (mut active, mut disbursed) = (0u64, 0u64);
+        let mut amount_disbursed = Money::ZERO;
+        let (mut interest_income, mut penalty_income) = (Money::ZERO, Money::ZERO);
+        let mut overdue = OverdueByBucket::default();
+        let mut written_off = Money::ZERO;
+        let mut borrowers = 0u64;
+        for book in self.books().values() {
+            borrowers += book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
+            for l in book.loans() {
+                disbursed += 1;
+                amount_disbursed = amount_disbursed.plus(l.principal);
+                interest_income = interest_income.plus(l.interest_accrued);
+                penalty_income = penalty_income.plus(l.penalty_accrued);
+                match l.status {
+                    LoanStatus::Active => {
+                        active += 1;
+                        outstanding = outstanding.plus(l.principal_outstanding);
+                        overdue.add(l.bucket, l.principal_outstanding);
+                    }
+                    LoanStatus::WrittenOff => written_off = written_off.plus(l.written_off_principal),
+                    LoanStatus::Settled => {}
+                }
+            }
+        }
+        let npl_ratio = if outstanding.is_zero() {
+            Decimal::ZERO
+        } else {
+            overdue.npl.as_decimal() / outstanding.as_decimal()
+        };
+        PortfolioView {
+            outstanding_principal: outstanding,
+            active_loans: active,
+            borrowers,
+            loans_disbursed: disbursed,
+            amount_disbursed,
+            interest_income,
+            penalty_income,
+            overdue_principal: overdue,
+            npl_ratio: format_fixed(npl_ratio, 4),
+            written_off_principal: written_off,
+        }
+    }
+
+    pub fn portfolio_report(&self) -> PortfolioReport {
+        let mut by_day: BTreeMap<Date, (Money, Money)> = BTreeMap::new();
+        let (mut settled, mut days_total) = (0u64, 0i64);
+        for book in self.books().values() {
+            for (date, (i, p)) in book.income_by_day() {
+                let e = by_day.entry(*date).or_default();
+                *e = (e.0.plus(*i), e.1.plus(*p));
+            }
+            for l in book.loans() {
+                if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
+                    settled += 1;
+                    days_total += on.days_since(l.disbursed_on);
+                }
+            }
+        }
+        let average = if settled == 0 { Decimal::ZERO } else { Decimal::from(days_total) / Decimal::from(settled) };
+        PortfolioReport {
+            figures: self.portfolio(),
+            business_date: self.business_date(),
+            income_by_day: by_day.into_iter().map(|(date, (interest, penalty))| DayIncome { date, interest, penalty }).collect(),
+            settled_loans: settled,
+            average_days_outstanding: format_fixed(average, 2),
+        }
+    }
+
+    /// A stable hash of the canonical state: the export plus what the export rounds or
+    /// leaves out (exact accumulators, financed orders). Identical states give identical
+    /// digests on any machine, however the facts were spread over partitions.
+    pub fn digest(&self) -> String {
+        #[derive(Serialize)]
+        struct Exact<'a> {
+            loan_id: &'a str,
+            interest_exact: String,
+            penalty_exact: String,
+        }
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            export: Export,
+            exact: Vec<Exact<'a>>,
+            financed_orders: Vec<&'a str>,
+        }
+        let mut exact: Vec<Exact<'_>> = self
+            .books()
+            .values()
+            .flat_map(|b| b.loans())
+            .map(|l| Exact {
+                loan_id: &l.loan_id,
+                interest_exact: l.interest_exact.normalize().to_string(),
+                penalty_exact: l.penalty_exact.normalize().to_string(),
+            })
+            .collect();
+        exact.sort_by(|a, b| a.loan_id.cmp(b.loan_id));
+        let mut financed_orders: Vec<&str> =
+            self.books().values().flat_map(|b| b.financed_orders().iter().map(String::as_str)).collect();
+        financed_orders.sort_unstable();
+        let canonical = Canonical { export: self.export(), exact, financed_orders };
+        let bytes = serde_json::to_vec(&canonical).expect("state serializes");
+        let hash = Sha256::digest(&bytes);
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

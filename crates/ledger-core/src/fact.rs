@@ -1,0 +1,115 @@
+//! Facts: what the ledger has decided, in the order it happened. loan.events is a log of
+//! these; [`crate::Ledger::apply`] folds them into state and cannot fail. Every accepted
+//! or refused input becomes exactly one fact, so one input is one idempotency key.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::date::Date;
+use crate::model::{ActionKind, Product, Reason};
+use crate::money::Money;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fact {
+    /// The first business date is open. Appended once to every partition.
+    Opened { date: Date },
+    /// An application was approved (and disbursed at once) or rejected.
+    ApplicationDecided(ApplicationDecided),
+    /// A repayment was accepted for a loan; the fold allocates it (penalty, interest,
+    /// principal, overpayment) or records it as a recovery on a written-off loan.
+    RepaymentAccepted { payment_id: String, loan_id: String, borrower_id: String, amount: Money },
+    /// A repayment was refused (UNKNOWN_LOAN or INVALID_AMOUNT).
+    /// `borrower_id` is set when the loan is known (the refusal then sits on the
+    /// borrower's partition).
+    RepaymentRefused {
+        payment_id: String,
+        loan_id: String,
+        borrower_id: Option<String>,
+        amount_text: String,
+        reason: Reason,
+    },
+    /// The business date `date` closed: interest, penalty, DPD, buckets and automatic
+    /// blacklisting are computed for every loan of the partition. Appended to every
+    /// partition; idempotent by date.
+    DayClosed { date: Date },
+    /// A collections action took effect.
+    ActionApplied { action_id: String, effect: ActionEffect },
+    /// A collections action did not apply, for the first reason that held.
+    /// `target_id` is the borrower or loan the action named; `borrower_id` is set when
+    /// the borrower is known.
+    ActionRefused {
+        action_id: String,
+        action: ActionKind,
+        target_id: String,
+        borrower_id: Option<String>,
+        reason: Reason,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionEffect {
+    MarkedMalicious { borrower_id: String },
+    Reinstated { borrower_id: String },
+    WrittenOff { loan_id: String, borrower_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationDecided {
+    pub application_id: String,
+    pub borrower_id: String,
+    pub product: Product,
+    /// The requested amount; `None` when it was not a valid amount.
+    pub amount: Option<Money>,
+    pub term_days: i64,
+    /// The score at full precision (28 significant digits); shown rounded to 0.01.
+    pub score: Decimal,
+    /// The borrower's credit line recomputed from this application's figures.
+    pub credit_line: Money,
+    /// Empty when approved.
+    pub reasons: Vec<Reason>,
+    /// Present exactly when approved: the loan disbursed at once.
+    pub disbursement: Option<Disbursement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disbursement {
+    pub loan_id: String,
+    pub principal: Money,
+    pub disbursed_on: Date,
+    pub maturity_date: Date,
+    pub order_ids: Vec<String>,
+}
+
+impl Fact {
+    /// The idempotency key: facts with the same key are the same fact.
+    pub fn key(&self) -> String {
+        match self {
+            Fact::Opened { date } => format!("open:{date}"),
+            Fact::ApplicationDecided(a) => format!("application:{}", a.application_id),
+            Fact::RepaymentAccepted { payment_id, .. } | Fact::RepaymentRefused { payment_id, .. } => {
+                format!("payment:{payment_id}")
+            }
+            Fact::DayClosed { date } => format!("close:{date}"),
+            Fact::ActionApplied { action_id, .. } | Fact::ActionRefused { action_id, .. } => {
+                format!("action:{action_id}")
+            }
+        }
+    }
+
+    /// The id loan.events is keyed (partitioned) by: the borrower when it is known, else
+    /// the loan or action id. `None` for facts that go to every partition.
+    pub fn partition_key(&self) -> Option<&str> {
+        match self {
+            Fact::Opened { .. } | Fact::DayClosed { .. } => None,
+            Fact::ApplicationDecided(a) => Some(&a.borrower_id),
+            Fact::RepaymentAccepted { borrower_id, .. } => Some(borrower_id),
+            Fact::RepaymentRefused { loan_id, borrower_id, .. } => Some(borrower_id.as_deref().unwrap_or(loan_id)),
+            Fact::ActionApplied { effect, .. } => Some(match effect {
+                ActionEffect::MarkedMalicious { borrower_id }
+                | ActionEffect::Reinstated { borrower_id }
+                | ActionEffect::WrittenOff { borrower_id, .. } => borrower_id,
+            }),
+            Fact::ActionRefused { target_id, borrower_id, .. } => Some(borrower_id.as_deref().unwrap_or(target_id)),
+        }
+    }
+}

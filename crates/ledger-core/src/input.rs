@@ -1,0 +1,84 @@
+//! Inputs: what the outside world asks of the ledger (SPEC section 10). An input is
+//! *decided* against the current state ([`crate::Ledger::decide`]), which turns it into
+//! one fact (or recognises it as a duplicate); inputs are never applied directly.
+//!
+//! Amounts stay as the text that arrived: whether they are valid is part of the
+//! decision (a bad amount is refused with INVALID_AMOUNT, not dropped).
+
+use serde::{Deserialize, Serialize};
+
+use crate::date::Date;
+use crate::model::{ActionKind, Product};
+use crate::scoring::Merchant;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// Sets the first open business date, once.
+    Open { date: Date },
+    Application(Application),
+    Repayment(Repayment),
+    /// Closes the open business date (must name it).
+    CloseDay { date: Date },
+    Collections(CollectionsAction),
+}
+
+/// An amount as it arrived: its text and the currency it names (empty = CNY).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawAmount {
+    pub text: String,
+    pub currency: String,
+}
+
+impl RawAmount {
+    pub fn cny(text: &str) -> RawAmount {
+        RawAmount { text: text.to_string(), currency: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    pub application_id: String,
+    pub borrower_id: String,
+    pub product: Product,
+    pub amount: RawAmount,
+    pub term_days: i64,
+    /// The orders an ORDER loan finances (ignored for CREDIT).
+    pub orders: Vec<OrderRef>,
+    pub merchant: Merchant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRef {
+    pub order_id: String,
+    pub amount: RawAmount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repayment {
+    pub payment_id: String,
+    pub loan_id: String,
+    pub amount: RawAmount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionsAction {
+    pub action_id: String,
+    pub action: ActionKind,
+    /// Names the borrower for MARK_MALICIOUS and REINSTATE.
+    pub borrower_id: Option<String>,
+    /// Names the loan for WRITE_OFF.
+    pub loan_id: Option<String>,
+}
+
+impl Input {
+    /// The idempotency key of the input, if it has one of its own.
+    pub fn key(&self) -> String {
+        match self {
+            Input::Open { date } => format!("open:{date}"),
+            Input::Application(a) => format!("application:{}", a.application_id),
+            Input::Repayment(r) => format!("payment:{}", r.payment_id),
+            Input::CloseDay { date } => format!("close:{date}"),
+            Input::Collections(c) => format!("action:{}", c.action_id),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The ledger: the books of every partition, the fold over them, and the decisions that
+//! turn inputs into facts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::ProductConfig;
+use crate::date::Date;
+use crate::fact::{ActionEffect, ApplicationDecided, Disbursement, Fact};
+use crate::input::{Application, CollectionsAction, Input, Repayment};
+use crate::model::{ActionKind, LoanStatus, Product, Reason};
+use crate::money::Money;
+use crate::scoring::{credit_line, MerchantKind, ScoreError};
+use crate::state::{Book, Borrower, FactKey, Loan, Outcome, Sink};
+
+/// An input that cannot be decided at all (as opposed to one that is refused with a
+/// reason, which is a fact). The simulator stops on these; a service dead-letters them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("the ledger is not open yet: the first input must be \"open\"")]
+    NotOpen,
+    #[error("the ledger is already open (business date {0})")]
+    AlreadyOpen(Date),
+    #[error("close_day names {got}, but the open business date is {expected}")]
+    WrongCloseDate { expected: Date, got: Date },
+    #[error("{0}")]
+    Score(#[from] ScoreError),
+    #[error("{0} is required")]
+    Missing(&'static str),
+}
+
+/// What deciding an input produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The one fact this input becomes (accepted or refused).
+    Fact(Fact),
+    /// The input's idempotency key was seen before: it changes nothing.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    config: Arc<ProductConfig>,
+    books: BTreeMap<u32, Book>,
+}
+
+impl Ledger {
+    pub fn new(config: Arc<ProductConfig>) -> Ledger {
+        Ledger { config, books: BTreeMap::new() }
+    }
+
+    pub fn config(&self) -> &ProductConfig {
+        &self.config
+    }
+
+    pub fn books(&self) -> &BTreeMap<u32, Book> {
+        &self.books
+    }
+
+    /// The fold: applies one fact read from `partition` of loan.events.
+    pub fn apply(&mut self, partition: u32, fact: &Fact, sink: &mut impl Sink) -> Outcome {
+        let book = self.books.entry(partition).or_default();
+        book.apply(&self.config, fact, sink)
+    }
+
+    /// The open business date: the earliest open date over the books (they are equal
+    /// whenever no day close is half-way through the partitions).
+    pub fn business_date(&self) -> Option<Date> {
+        self.books.values().filter_map(|b| b.open).min()
+    }
+
+    pub fn loan(&self, loan_id: &str) -> Option<(&Book, &Loan)> {
+        self.books.values().find_map(|b| b.loan(loan_id).map(|l| (b, l)))
+    }
+
+    pub fn borrower(&self, borrower_id: &str) -> Option<(&Book, &Borrower)> {
+        self.books.values().find_map(|b| b.borrower(borrower_id).map(|x| (b, x)))
+    }
+
+    pub fn order_financed(&self, order_id: &str) -> bool {
+        self.books.values().any(|b| b.financed_orders().contains(order_id))
+    }
+
+    pub fn seen(&self, key: FactKey<'_>) -> bool {
+        self.books.values().any(|b| b.has_key(&key))
+    }
+
+    /// Decides an input against the current state: the one fact it becomes, or that it
+    /// is a duplicate. Never changes state; apply the fact to do that.
+    pub fn decide(&self, input: &Input) -> Result<Decision, InputError> {
+        let today = self.business_date();
+        match input {
+            Input::Open { date } => match today {
+                Some(open) => Err(InputError::AlreadyOpen(open)),
+                None => Ok(Decision::Fact(Fact::Opened { date: *date })),
+            },
+            Input::CloseDay { date } => {
+                let open = today.ok_or(InputError::NotOpen)?;
+                if *date != open {
+                    return Err(InputError::WrongCloseDate { expected: open, got: *date });
+                }
+                Ok(Decision::Fact(Fact::DayClosed { date: *date }))
+            }
+            Input::Application(a) => self.decide_application(a, today.ok_or(InputError::NotOpen)?),
+            Input::Repayment(r) => {
+                today.ok_or(InputError::NotOpen)?;
+                Ok(self.decide_repayment(r))
+            }
+            Input::Collections(c) => {
+                today.ok_or(InputError::NotOpen)?;
+                self.decide_action(c)
+            }
+        }
+    }
+
+    fn decide_application(&self, a: &Application, today: Date) -> Result<Decision, InputError> {
+        if self.seen(FactKey::Application(&a.application_id)) {
+            return Ok(Decision::Duplicate);
+        }
+        let config = &self.config;
+        let table = match a.merchant.kind {
+            MerchantKind::Platform => &config.scoring.platform,
+            MerchantKind::OffPlatform => &config.scoring.off_platform,
+        };
+        let score = table.score(&a.merchant)?;
+        let annual_sales = a.merchant.annual_sales.ok_or(InputError::Missing("merchant.annual_sales"))?;
+        let line = credit_line(annual_sales, config.credit_line_factor, score, config.credit_line_step, config.total_limit)?;
+        let terms = config.terms(a.product);
+
+        let mut reasons = Vec::new();
+        if !score.at_least(config.approve_score_min) {
+            reasons.push(Reason::ScoreTooLow);
+        }
+        let borrower = self.borrower(&a.borrower_id);
+        if borrower.is_some_and(|(_, b)| b.blacklisted) {
+            reasons.push(Reason::Blacklisted);
+        }
+        if borrower.is_some_and(|(book, b)| book.has_overdue(b)) {
+            reasons.push(Reason::HasOverdue);
+        }
+        if !(1..=terms.max_term_days).contains(&a.term_days) {
+            reasons.push(Reason::TermOutOfRange);
+        }
+        let amount = Money::parse_external(&a.amount.text, Some(&a.amount.currency)).ok();
+        // ORDER loans: the orders' own amounts must be valid too, and each order may
+        // finance one loan, ever (an order named twice in one application counts).
+        let mut orders_sum = Some(Money::ZERO);
+        let mut order_ids = Vec::new();
+        if a.product == Product::Order {
+            let mut already = false;
+            for order in &a.orders {
+                match Money::parse_external(&order.amount.text, Some(&order.amount.currency)) {
+                    Ok(m) => orders_sum = orders_sum.map(|s| s.plus(m)),
+                    Err(_) => orders_sum = None,
+                }
+                if self.order_financed(&order.order_id) || order_ids.contains(&order.order_id) {
+                    already = true;
+                }
+                order_ids.push(order.order_id.clone());
+            }
+            if amount.is_none() || orders_sum.is_none() {
+                reasons.push(Reason::InvalidAmount);
+            }
+            if already {
+                reasons.push(Reason::OrderAlreadyFinanced);
+            }
+        } else if amount.is_none() {
+            reasons.push(Reason::InvalidAmount);
+        }
+        if let Some(amount) = amount {
+            if terms.max_amount.is_some_and(|max| amount > max) {
+                reasons.push(Reason::OverProductMax);
+            }
+            let outstanding = borrower.map_or(Money::ZERO, |(book, b)| book.outstanding_of(b));
+            let exposure = outstanding.plus(amount);
+            if exposure > line {
+                reasons.push(Reason::OverCreditLine);
+            }
+            if exposure > config.total_limit {
+                reasons.push(Reason::OverTotalLimit);
+            }
+            if a.product == Product::Order && orders_sum.is_some_and(|sum| amount > sum) {
+                reasons.push(Reason::OrderAmountExceeded);
+            }
+        }
+        reasons.sort();
+        let disbursement = match (reasons.is_empty(), amount) {
+            (true, Some(principal)) => Some(Disbursement {
+                loan_id: a.application_id.clone(),
+                principal,
+                disbursed_on: today,
+                maturity_date: today.add_days(a.term_days),
+                order_ids,
+            }),
+            _ => None,
+        };
+        Ok(Decision::Fact(Fact::ApplicationDecided(ApplicationDecided {
+            application_id: a.application_id.clone(),
+            borrower_id: a.borrower_id.clone(),
+            product: a.product,
+            amount,
+            term_days: a.term_days,
+            score: score.to_decimal(),
+            credit_line: line,
+            reasons,
+            disbursement,
+        })))
+    }
+
+    fn decide_repayment(&self, r: &Repayment) -> Decision {
+        if self.seen(FactKey::Payment(&r.payment_id)) {
+            return Decision::Duplicate;
+        }
+        let refuse = |reason, borrower_id: Option<&str>| {
+            Decision::Fact(Fact::RepaymentRefused {
+                payment_id: r.payment_id.clone(),
+                loan_id: r.loan_id.clone(),
+                borrower_id: borrower_id.map(str::to_string),
+                amount_text: r.amount.text.clone(),
+                reason,
+            })
+        };
+        let Some((_, loan)) = self.loan(&r.loan_id) else {
+            return refuse(Reason::UnknownLoan, None);
+        };
+        match Money::parse_external(&r.amount.text, Some(&r.amount.currency)) {
+            Err(_) => refuse(Reason::InvalidAmount, Some(&loan.borrower_id)),
+            Ok(amount) => Decision::Fact(Fact::RepaymentAccepted {
+                payment_id: r.payment_id.clone(),
+                loan_id: r.loan_id.clone(),
+                borrower_id: loan.borrower_id.clone(),
+                amount,
+            }),
+        }
+    }
+
+    fn decide_action(&self, c: &CollectionsAction) -> Result<Decision, InputError> {
+        if self.seen(FactKey::Action(&c.action_id)) {
+            return Ok(Decision::Duplicate);
+        }
+        let refuse = |target: &str, borrower_id: Option<&str>, reason| {
+            Ok(Decision::Fact(Fact::ActionRefused {
+                action_id: c.action_id.clone(),
+                action: c.action,
+                target_id: target.to_string(),
+                borrower_id: borrower_id.map(str::to_string),
+                reason,
+            }))
+        };
+        let applied = |effect| Ok(Decision::Fact(Fact::ActionApplied { action_id: c.action_id.clone(), effect }));
+        match c.action {
+            ActionKind::MarkMalicious | ActionKind::Reinstate => {
+                let id = c.borrower_id.as_deref().ok_or(InputError::Missing("borrower_id"))?;
+                let Some((book, borrower)) = self.borrower(id) else {
+                    return refuse(id, None, Reason::UnknownBorrower);
+                };
+                let owner = Some(id);
+                if c.action == ActionKind::MarkMalicious {
+                    return applied(ActionEffect::MarkedMalicious { borrower_id: id.to_string() });
+                }
+                if !borrower.blacklisted {
+                    refuse(id, owner, Reason::NotBlacklisted)
+                } else if borrower.malicious {
+                    refuse(id, owner, Reason::Malicious)
+                } else if book.has_overdue(borrower) {
+                    refuse(id, owner, Reason::StillOverdue)
+                } else {
+                    applied(ActionEffect::Reinstated { borrower_id: id.to_string() })
+                }
+            }
+            ActionKind::WriteOff => {
+                let loan_id = c.loan_id.as_deref().ok_or(InputError::Missing("loan_id"))?;
+                if let Some(named) = c.borrower_id.as_deref() {
+                    if self.borrower(named).is_none() {
+                        return refuse(loan_id, None, Reason::UnknownBorrower);
+                    }
+                }
+                let loan = self.loan(loan_id).map(|(_, l)| l);
+                let Some(loan) = loan.filter(|l| c.borrower_id.as_deref().is_none_or(|b| b == l.borrower_id)) else {
+                    return refuse(loan_id, c.borrower_id.as_deref(), Reason::UnknownLoan);
+                };
+                if loan.status != LoanStatus::Active || loan.dpd == 0 {
+                    return refuse(loan_id, Some(&loan.borrower_id), Reason::NotOverdue);
+                }
+                applied(ActionEffect::WrittenOff { loan_id: loan_id.to_string(), borrower_id: loan.borrower_id.clone() })
+            }
+        }
+    }
+}

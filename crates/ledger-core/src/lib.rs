@@ -1,0 +1,29 @@
+//! ledger-core: the loan ledger's whole rulebook (SPEC.md sections 2-8) as one pure,
+//! deterministic fold.
+//!
+//! Inputs are *decided* against the state into facts ([`Ledger::decide`]); facts are
+//! *applied* to the state ([`Ledger::apply`]), which cannot fail and never re-decides.
+//! This crate does no I/O, reads no clock, has no async and knows nothing of Kafka,
+//! sled or protobuf: the business date comes from the facts themselves.
+
+pub mod config;
+pub mod date;
+pub mod export;
+pub mod fact;
+pub mod input;
+pub mod ledger;
+pub mod model;
+pub mod money;
+pub mod scenario;
+pub mod scoring;
+pub mod state;
+
+pub use config::ProductConfig;
+pub use date::Date;
+pub use export::Export;
+pub use fact::{ActionEffect, ApplicationDecided, Disbursement, Fact};
+pub use input::Input;
+pub use ledger::{Decision, InputError, Ledger};
+pub use model::{ActionKind, Bucket, LoanStatus, Product, Reason};
+pub use money::{round_half_up, Money};
+pub use state::{Derived, Discard, Outcome, Sink};

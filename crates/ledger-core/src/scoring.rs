@@ -1,0 +1,361 @@
+//! Credit scoring: each indicator maps linearly onto 0..100 and is clamped; the score is
+//! the weighted sum. The score is computed as an exact fraction, so the approval
+//! threshold is compared without any rounding (85/90 stays 17/18, not 0.9444...); it is
+//! shown rounded half up to 0.01.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::money::{round_half_up, Money};
+
+/// The merchant figures an application carries. Which ones are needed depends on the
+/// merchant kind's table; the others may be absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub kind: MerchantKind,
+    pub annual_sales: Option<Decimal>,
+    pub sales_growth: Option<Decimal>,
+    pub orders_12m: Option<Decimal>,
+    pub seller_rating: Option<Decimal>,
+    pub active_days_90: Option<Decimal>,
+    pub inventory_turnover: Option<Decimal>,
+    pub debt_ratio: Option<Decimal>,
+    pub positive_review_rate: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MerchantKind {
+    /// Sales run through the platform's payment account.
+    Platform,
+    OffPlatform,
+}
+
+impl MerchantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MerchantKind::Platform => "PLATFORM",
+            MerchantKind::OffPlatform => "OFF_PLATFORM",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Indicator {
+    AnnualSales,
+    SalesGrowth,
+    #[serde(rename = "orders_12m")]
+    Orders12m,
+    SellerRating,
+    #[serde(rename = "active_days_90")]
+    ActiveDays90,
+    InventoryTurnover,
+    DebtRatio,
+    PositiveReviewRate,
+}
+
+impl Indicator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Indicator::AnnualSales => "annual_sales",
+            Indicator::SalesGrowth => "sales_growth",
+            Indicator::Orders12m => "orders_12m",
+            Indicator::SellerRating => "seller_rating",
+            Indicator::ActiveDays90 => "active_days_90",
+            Indicator::InventoryTurnover => "inventory_turnover",
+            Indicator::DebtRatio => "debt_ratio",
+            Indicator::PositiveReviewRate => "positive_review_rate",
+        }
+    }
+
+    fn value(self, m: &Merchant) -> Option<Decimal> {
+        match self {
+            Indicator::AnnualSales => m.annual_sales,
+            Indicator::SalesGrowth => m.sales_growth,
+            Indicator::Orders12m => m.orders_12m,
+            Indicator::SellerRating => m.seller_rating,
+            Indicator::ActiveDays90 => m.active_days_90,
+            Indicator::InventoryTurnover => m.inventory_turnover,
+            Indicator::DebtRatio => m.debt_ratio,
+            Indicator::PositiveReviewRate => m.positive_review_rate,
+        }
+    }
+}
+
+/// One row of a scoring table: the indicator is worth 0 at `zero_at` and 100 at
+/// `hundred_at` (which may be below `zero_at`, as for the debt ratio), linearly between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weighted {
+    pub indicator: Indicator,
+    pub weight: Decimal,
+    pub zero_at: Decimal,
+    pub hundred_at: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Table(pub Vec<Weighted>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScoreError {
+    #[error("merchant figure {0} is missing (needed by the {1} scoring table)")]
+    Missing(&'static str, &'static str),
+    #[error("merchant figures have too many digits to score exactly")]
+    TooPrecise,
+}
+
+/// A score: exact, with its displayed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Score(Ratio);
+
+impl Score {
+    /// The score as a decimal (28 significant digits): for storage and display only.
+    pub fn to_decimal(self) -> Decimal {
+        self.0.to_decimal()
+    }
+
+    /// The score rounded half up to 0.01, as it is shown.
+    pub fn shown(self) -> Decimal {
+        round_half_up(self.to_decimal(), 2)
+    }
+
+    pub fn at_least(self, threshold: Decimal) -> bool {
+        self.0.cmp_decimal(threshold).is_some_and(|o| o.is_ge())
+    }
+}
+
+impl Table {
+    pub fn score(&self, merchant: &Merchant) -> Result<Score, ScoreError> {
+        let mut sum = Ratio::ZERO;
+        for w in &self.0 {
+            let x = w
+                .indicator
+                .value(merchant)
+                .ok_or(ScoreError::Missing(w.indicator.name(), merchant.kind.as_str()))?;
+            let part = (|| {
+                let t = Ratio::from_decimal(x)?
+                    .sub(Ratio::from_decimal(w.zero_at)?)?
+                    .div(Ratio::from_decimal(w.hundred_at)?.sub(Ratio::from_decimal(w.zero_at)?)?)?
+                    .clamp01()?;
+                t.mul(Ratio::from_decimal(w.weight * Decimal::ONE_HUNDRED)?)
+            })()
+            .ok_or(ScoreError::TooPrecise)?;
+            sum = sum.add(part).ok_or(ScoreError::TooPrecise)?;
+        }
+        Ok(Score(sum))
+    }
+}
+
+/// Credit line = min(limit, annual_sales x factor x score / 100), rounded down to a
+/// multiple of `step`, never below zero.
+pub fn credit_line(annual_sales: Decimal, factor: Decimal, score: Score, step: Decimal, limit: Money) -> Result<Money, ScoreError> {
+    let exact = Ratio::from_decimal(annual_sales)
+        .and_then(|s| s.mul(Ratio::from_decimal(factor)?))
+        .and_then(|s| s.mul(score.0))
+        .and_then(|s| s.div(Ratio::from_decimal(step * Decimal::ONE_HUNDRED)?))
+        .ok_or(ScoreError::TooPrecise)?;
+    let steps = exact.floor().max(0);
+    let line = Decimal::from_i128_with_scale(steps, 0)
+        .checked_mul(step)
+        .ok_or(ScoreError::TooPrecise)?;
+    if line >= limit.as_decimal() {
+        Ok(limit)
+    } else {
+        Ok(Money::round(line))
+    }
+}
+
+/// An exact fraction n/d (d > 0) over i128; every operation is checked and returns None
+/// on overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ratio {
+    n: i128,
+    d: i128,
+}
+
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    a = a.abs();
+    b = b.abs();
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Ratio {
+    const ZERO: Ratio = Ratio { n: 0, d: 1 };
+    const ONE: Ratio = Ratio { n: 1, d: 1 };
+
+    fn new(n: i128, d: i128) -> Option<Ratio> {
+        if d == 0 {
+            return None;
+        }
+        let g = gcd(n, d).max(1);
+        let (n, d) = (n / g, d / g);
+        Some(if d < 0 { Ratio { n: n.checked_neg()?, d: d.checked_neg()? } } else { Ratio { n, d } })
+    }
+
+    fn from_decimal(x: Decimal) -> Option<Ratio> {
+        Ratio::new(x.mantissa(), 10i128.checked_pow(x.scale())?)
+    }
+
+    fn add(self, o: Ratio) -> Option<Ratio> {
+        let g = gcd(self.d, o.d);
+        let d = (self.d / g).checked_mul(o.d)?;
+        let n = self.n.checked_mul(o.d / g)?.checked_add(o.n.checked_mul(self.d / g)?)?;
+        Ratio::new(n, d)
+    }
+
+    fn sub(self, o: Ratio) -> Option<Ratio> {
+        self.add(Ratio { n: o.n.checked_neg()?, d: o.d })
+    }
+
+    fn mul(self, o: Ratio) -> Option<Ratio> {
+        let g1 = gcd(self.n, o.d).max(1);
+        let g2 = gcd(o.n, self.d).max(1);
+        Ratio::new((self.n / g1).checked_mul(o.n / g2)?, (self.d / g2).checked_mul(o.d / g1)?)
+    }
+
+    fn div(self, o: Ratio) -> Option<Ratio> {
+        self.mul(Ratio::new(o.d, o.n)?)
+    }
+
+    fn clamp01(self) -> Option<Ratio> {
+        Some(if self.n < 0 {
+            Ratio::ZERO
+        } else if self.n >= self.d {
+            Ratio::ONE
+        } else {
+            self
+        })
+    }
+
+    fn floor(self) -> i128 {
+        self.n.div_euclid(self.d)
+    }
+
+    fn cmp_decimal(self, x: Decimal) -> Option<std::cmp::Ordering> {
+        let o = Ratio::from_decimal(x)?;
+        let left = self.n.checked_mul(o.d)?;
+        let right = o.n.checked_mul(self.d)?;
+        Some(left.cmp(&right))
+    }
+
+    fn to_decimal(self) -> Decimal {
+        // Both parts fit: a score is at most 100 and its denominator is small, but stay
+        // safe for any table by dividing in Decimal (28 significant digits).
+        let n = Decimal::try_from_i128_with_scale(self.n, 0).unwrap_or(Decimal::MAX);
+        let d = Decimal::try_from_i128_with_scale(self.d, 0).unwrap_or(Decimal::MAX);
+        n / d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProductConfig;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn platform(sales: &str, growth: &str, orders: &str, rating: &str, days: &str) -> Merchant {
+        Merchant {
+            kind: MerchantKind::Platform,
+            annual_sales: Some(dec(sales)),
+            sales_growth: Some(dec(growth)),
+            orders_12m: Some(dec(orders)),
+            seller_rating: Some(dec(rating)),
+            active_days_90: Some(dec(days)),
+            inventory_turnover: None,
+            debt_ratio: None,
+            positive_review_rate: None,
+        }
+    }
+
+    fn off(sales: &str, growth: &str, turnover: &str, debt: &str, days: &str, reviews: &str) -> Merchant {
+        Merchant {
+            kind: MerchantKind::OffPlatform,
+            annual_sales: Some(dec(sales)),
+            sales_growth: Some(dec(growth)),
+            orders_12m: None,
+            seller_rating: None,
+            active_days_90: Some(dec(days)),
+            inventory_turnover: Some(dec(turnover)),
+            debt_ratio: Some(dec(debt)),
+            positive_review_rate: Some(dec(reviews)),
+        }
+    }
+
+    #[test]
+    fn platform_table_matches_spec_example() {
+        // 0.3x60 + 0.2x80 + 0.2x80 + 0.2x100 + 0.1x(85/90x100) = 79.444...
+        let c = ProductConfig::default();
+        let s = c.scoring.platform.score(&platform("3000000.00", "0.30", "8000", "5", "85")).unwrap();
+        assert_eq!(s.shown(), dec("79.44"));
+        let line = credit_line(dec("3000000.00"), c.credit_line_factor, s, c.credit_line_step, c.total_limit).unwrap();
+        assert_eq!(line.to_string(), "476600.00");
+    }
+
+    #[test]
+    fn off_platform_table_matches_spec_example() {
+        // 0.2x16 + 0.2x45 + 0.2x(6.5/12x100) + 0.2x55 + 0.1x(60/90x100) + 0.1x97 = 50.40
+        let c = ProductConfig::default();
+        let s = c.scoring.off_platform.score(&off("800000.00", "-0.05", "6.5", "0.45", "60", "0.97")).unwrap();
+        assert_eq!(s.shown(), dec("50.40"));
+        let line = credit_line(dec("800000.00"), c.credit_line_factor, s, c.credit_line_step, c.total_limit).unwrap();
+        assert_eq!(line.to_string(), "80600.00");
+    }
+
+    #[test]
+    fn indicators_clamp_at_both_ends() {
+        let c = ProductConfig::default();
+        let top = c.scoring.platform.score(&platform("9000000.00", "3", "20000", "7", "120")).unwrap();
+        assert_eq!(top.shown(), dec("100.00"));
+        let bottom = c.scoring.platform.score(&platform("0.00", "-0.9", "0", "0", "0")).unwrap();
+        assert_eq!(bottom.shown(), dec("0.00"));
+        let off_bottom = c.scoring.off_platform.score(&off("-5.00", "-1", "-3", "1.7", "-1", "-0.2")).unwrap();
+        assert_eq!(off_bottom.shown(), dec("0.00"));
+        let off_top = c.scoring.off_platform.score(&off("6000000.00", "0.9", "40", "-0.5", "95", "1.2")).unwrap();
+        assert_eq!(off_top.shown(), dec("100.00"));
+    }
+
+    #[test]
+    fn threshold_is_compared_exactly() {
+        // 0.2x(6.5/12x100) + 0.1x(60/90x100) = 10.8333.. + 6.6666.. = 17.5 exactly; as
+        // truncated decimals they would sum to 17.4999...; the exact fraction is 60.00.
+        // sales 1,625,000 -> 32.5 x 0.2 = 6.5; growth 0.5 -> 20; debt 0.1 -> 90 x 0.2 = 18;
+        // reviews 0 -> 0. Sum: 6.5 + 20 + 10.8333.. + 18 + 6.6666.. + 0 = 62. Adjust reviews
+        // to hit 60: use debt 0.2 -> 16. Sum = 6.5 + 20 + 10.8333.. + 16 + 6.6666.. = 60.
+        let c = ProductConfig::default();
+        let s = c.scoring.off_platform.score(&off("1625000.00", "0.5", "6.5", "0.2", "60", "0")).unwrap();
+        assert!(s.at_least(dec("60")));
+        assert!(!s.at_least(dec("60.0000000001")));
+        assert_eq!(s.shown(), dec("60.00"));
+    }
+
+    #[test]
+    fn missing_figure_is_named() {
+        let c = ProductConfig::default();
+        let mut m = platform("1.00", "0", "1", "1", "1");
+        m.seller_rating = None;
+        assert_eq!(c.scoring.platform.score(&m), Err(ScoreError::Missing("seller_rating", "PLATFORM")));
+    }
+
+    #[test]
+    fn credit_line_caps_and_floors() {
+        let c = ProductConfig::default();
+        let s = c.scoring.platform.score(&platform("50000000.00", "1", "10000", "5", "90")).unwrap();
+        let line = credit_line(dec("50000000.00"), c.credit_line_factor, s, c.credit_line_step, c.total_limit).unwrap();
+        assert_eq!(line.to_string(), "1000000.00");
+        // 2,500,000 x 0.2 x 0.5 = 250,000 exactly: not pushed below by division.
+        let half = c.scoring.off_platform.score(&off("2500000.00", "0", "6", "0.5", "45", "0.5")).unwrap();
+        assert_eq!(half.shown(), dec("50.00"));
+        let line = credit_line(dec("2500000.00"), c.credit_line_factor, half, c.credit_line_step, c.total_limit).unwrap();
+        assert_eq!(line.to_string(), "250000.00");
+        let none = credit_line(dec("-10.00"), c.credit_line_factor, half, c.credit_line_step, c.total_limit).unwrap();
+        assert_eq!(none, Money::ZERO);
+    }
+}

@@ -1,0 +1,651 @@
+//! The state and the fold: `apply(state, fact) -> state' + derived events`.
+//!
+//! The ledger is a set of [`Book`]s, one per partition of loan.events (a scenario run in
+//! process has one). A borrower and all its loans live in the book of the partition its
+//! facts are keyed to, so a book's facts are totally ordered and `DayClosed` closes the
+//! day for exactly the loans of its book. Applying a fact cannot fail: a fact whose
+//! idempotency key was seen is a no-op ([`Outcome::Duplicate`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rust_decimal::Decimal;
+
+use crate::config::ProductConfig;
+use crate::date::Date;
+use crate::fact::{ActionEffect, ApplicationDecided, Fact};
+use crate::model::{Bucket, LoanStatus, Product, Reason};
+use crate::money::Money;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loan {
+    pub loan_id: String,
+    pub borrower_id: String,
+    pub product: Product,
+    pub principal: Money,
+    pub disbursed_on: Date,
+    pub maturity_date: Date,
+    pub principal_outstanding: Money,
+    pub principal_repaid: Money,
+    /// Exact accumulators: never rounded.
+    pub interest_exact: Decimal,
+    pub penalty_exact: Decimal,
+    /// round(interest_exact), round(penalty_exact): what has been charged.
+    pub interest_accrued: Money,
+    pub penalty_accrued: Money,
+    pub interest_paid: Money,
+    pub penalty_paid: Money,
+    pub overpayment: Money,
+    pub recovered: Money,
+    pub dpd: u32,
+    pub bucket: Bucket,
+    pub status: LoanStatus,
+    /// The business date it was settled on (for the average days outstanding).
+    pub settled_on: Option<Date>,
+    /// Principal outstanding when it was written off.
+    pub written_off_principal: Money,
+}
+
+impl Loan {
+    pub fn interest_owed(&self) -> Money {
+        self.interest_accrued.minus(self.interest_paid)
+    }
+
+    pub fn penalty_owed(&self) -> Money {
+        self.penalty_accrued.minus(self.penalty_paid)
+    }
+
+    pub fn total_owed(&self) -> Money {
+        self.principal_outstanding.plus(self.interest_owed()).plus(self.penalty_owed())
+    }
+
+    /// Overdue in SPEC's sense: ACTIVE with DPD > 0.
+    pub fn is_overdue(&self) -> bool {
+        self.status == LoanStatus::Active && self.dpd > 0
+    }
+
+    fn check_invariants(&self) {
+        assert_eq!(
+            self.principal,
+            self.principal_outstanding.plus(self.principal_repaid),
+            "invariant: principal conserved for loan {}",
+            self.loan_id
+        );
+        assert!(self.interest_paid <= self.interest_accrued, "invariant: interest overpaid on {}", self.loan_id);
+        assert!(self.penalty_paid <= self.penalty_accrued, "invariant: penalty overpaid on {}", self.loan_id);
+        if self.status == LoanStatus::Settled {
+            assert!(self.total_owed().is_zero(), "invariant: settled loan {} owes money", self.loan_id);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Borrower {
+    pub borrower_id: String,
+    pub credit_line: Money,
+    pub blacklisted: bool,
+    pub malicious: bool,
+    /// Ids of its loans, in the order they were disbursed.
+    pub loans: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRecord {
+    pub application_id: String,
+    pub borrower_id: String,
+    pub approved: bool,
+    pub score: Decimal,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PaymentStatus {
+    Applied,
+    Recovery,
+    Rejected,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Applied => "APPLIED",
+            PaymentStatus::Recovery => "RECOVERY",
+            PaymentStatus::Rejected => "REJECTED",
+        }
+    }
+}
+
+/// How one payment was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub payment_id: String,
+    pub loan_id: String,
+    pub status: PaymentStatus,
+    /// The amount received (zero when refused).
+    pub amount: Money,
+    pub penalty: Money,
+    pub interest: Money,
+    pub principal: Money,
+    pub overpayment: Money,
+    pub reason: Option<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub action_id: String,
+    pub applied: bool,
+    pub reason: Option<Reason>,
+}
+
+/// What applying a fact did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The fact's idempotency key was seen before: nothing changed.
+    Duplicate,
+    /// The fact does not fit this book (a broken log); nothing changed. The reason is
+    /// for the operator's log.
+    Ignored(&'static str),
+}
+
+/// One partition's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Book {
+    /// The open business date: the day after the last closed one.
+    pub open: Option<Date>,
+    pub(crate) loans: Vec<Loan>,
+    pub(crate) loan_index: HashMap<String, usize>,
+    pub(crate) borrowers: BTreeMap<String, Borrower>,
+    pub(crate) applications: BTreeMap<String, ApplicationRecord>,
+    pub(crate) payments: BTreeMap<String, PaymentRecord>,
+    pub(crate) actions: BTreeMap<String, ActionRecord>,
+    pub(crate) financed_orders: BTreeSet<String>,
+    /// Derived income figures by business date: (interest, penalty) charged at its close.
+    pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
+}
+
+/// Events the fold derives while applying a fact: what the accrual, collections and
+/// repayment services publish. Every reader derives the same ones at the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Derived {
+    Disbursed { loan_id: String, borrower_id: String, product: Product, principal: Money, disbursed_on: Date, maturity_date: Date },
+    /// The day's interest and penalty posting of one loan: the change of the rounded
+    /// totals (it can be 0.00).
+    Accrual(Accrual),
+    /// LoanOverdue, bucket change or LoanCured, for the collections team.
+    Overdue(OverdueNotice),
+    /// How a payment was applied, or why it was refused.
+    Receipt(PaymentRecord),
+    /// The borrower was blacklisted automatically (a loan reached the configured DPD).
+    AutoBlacklisted { borrower_id: String, loan_id: String, dpd: u32, date: Date },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accrual {
+    pub loan_id: String,
+    pub borrower_id: String,
+    pub date: Date,
+    pub interest: Money,
+    pub penalty: Money,
+    pub interest_accrued: Money,
+    pub penalty_accrued: Money,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NoticeKind {
+    /// DPD became 1 (or more): the loan entered M1.
+    Overdue,
+    /// The loan moved to a later bucket.
+    BucketChanged,
+    /// An overdue loan was paid off.
+    Cured,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Overdue => "LOAN_OVERDUE",
+            NoticeKind::BucketChanged => "BUCKET_CHANGED",
+            NoticeKind::Cured => "LOAN_CURED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueNotice {
+    pub kind: NoticeKind,
+    pub loan_id: String,
+    pub borrower_id: String,
+    /// The business date whose close (or, for a cure, whose payment) caused it.
+    pub date: Date,
+    pub dpd: u32,
+    pub bucket: Bucket,
+    pub previous_bucket: Bucket,
+    pub principal_owed: Money,
+    pub interest_owed: Money,
+    pub penalty_owed: Money,
+}
+
+/// Receives derived events. `enabled() == false` lets a reader that needs none (a
+/// benchmark, the simulator) skip building them.
+pub trait Sink {
+    fn emit(&mut self, event: Derived);
+    fn enabled(&self) -> bool {
+        true
+    }
+}
+
+impl Sink for Vec<Derived> {
+    fn emit(&mut self, event: Derived) {
+        self.push(event);
+    }
+}
+
+/// A sink that wants nothing.
+pub struct Discard;
+
+impl Sink for Discard {
+    fn emit(&mut self, _: Derived) {}
+    fn enabled(&self) -> bool {
+        false
+    }
+}
+
+impl Book {
+    pub fn loan(&self, loan_id: &str) -> Option<&Loan> {
+        self.loan_index.get(loan_id).map(|&i| &self.loans[i])
+    }
+
+    pub fn borrower(&self, borrower_id: &str) -> Option<&Borrower> {
+        self.borrowers.get(borrower_id)
+    }
+
+    pub fn loans_of<'a>(&'a self, borrower: &'a Borrower) -> impl Iterator<Item = &'a Loan> + 'a {
+        borrower.loans.iter().filter_map(move |id| self.loan(id))
+    }
+
+    pub fn has_overdue(&self, borrower: &Borrower) -> bool {
+        self.loans_of(borrower).any(Loan::is_overdue)
+    }
+
+    /// Outstanding principal of the borrower's ACTIVE loans.
+    pub fn outstanding_of(&self, borrower: &Borrower) -> Money {
+        self.loans_of(borrower)
+            .filter(|l| l.status == LoanStatus::Active)
+            .map(|l| l.principal_outstanding)
+            .sum()
+    }
+
+    pub fn loans(&self) -> &[Loan] {
+        &self.loans
+    }
+
+    pub fn borrowers(&self) -> &BTreeMap<String, Borrower> {
+        &self.borrowers
+    }
+
+    pub fn applications(&self) -> &BTreeMap<String, ApplicationRecord> {
+        &self.applications
+    }
+
+    pub fn payments(&self) -> &BTreeMap<String, PaymentRecord> {
+        &self.payments
+    }
+
+    pub fn actions(&self) -> &BTreeMap<String, ActionRecord> {
+        &self.actions
+    }
+
+    pub fn financed_orders(&self) -> &BTreeSet<String> {
+        &self.financed_orders
+    }
+
+    pub fn income_by_day(&self) -> &BTreeMap<Date, (Money, Money)> {
+        &self.income_by_day
+    }
+
+    pub fn has_key(&self, key: &FactKey<'_>) -> bool {
+        match key {
+            FactKey::Application(id) => self.applications.contains_key(*id),
+            FactKey::Payment(id) => self.payments.contains_key(*id),
+            FactKey::Action(id) => self.actions.contains_key(*id),
+        }
+    }
+
+    /// Applies one fact. Never fails; see [`Outcome`].
+    pub fn apply(&mut self, config: &ProductConfig, fact: &Fact, sink: &mut impl Sink) -> Outcome {
+        match fact {
+            Fact::Opened { date } => {
+                if self.open.is_some() {
+                    return Outcome::Duplicate;
+                }
+                self.open = Some(*date);
+                Outcome::Applied
+            }
+            Fact::ApplicationDecided(decided) => self.apply_application(decided, sink),
+            Fact::RepaymentAccepted { payment_id, loan_id, amount, .. } => {
+                self.apply_repayment(payment_id, loan_id, *amount, sink)
+            }
+            Fact::RepaymentRefused { payment_id, loan_id, reason, .. } => {
+                if self.payments.contains_key(payment_id) {
+                    return Outcome::Duplicate;
+                }
+                let record = PaymentRecord {
+                    payment_id: payment_id.clone(),
+                    loan_id: loan_id.clone(),
+                    status: PaymentStatus::Rejected,
+                    amount: Money::ZERO,
+                    penalty: Money::ZERO,
+                    interest: Money::ZERO,
+                    principal: Money::ZERO,
+                    overpayment: Money::ZERO,
+                    reason: Some(*reason),
+                };
+                if sink.enabled() {
+                    sink.emit(Derived::Receipt(record.clone()));
+                }
+                self.payments.insert(payment_id.clone(), record);
+                Outcome::Applied
+            }
+            Fact::DayClosed { date } => self.close_day(config, *date, sink),
+            Fact::ActionApplied { action_id, effect } => self.apply_action(action_id, effect),
+            Fact::ActionRefused { action_id, reason, .. } => {
+                if self.actions.contains_key(action_id) {
+                    return Outcome::Duplicate;
+                }
+                self.actions.insert(
+                    action_id.clone(),
+                    ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) },
+                );
+                Outcome::Applied
+            }
+        }
+    }
+
+    fn apply_application(&mut self, d: &ApplicationDecided, sink: &mut impl Sink) -> Outcome {
+        if self.applications.contains_key(&d.application_id) {
+            return Outcome::Duplicate;
+        }
+        if let Some(disb) = &d.disbursement {
+            if !d.reasons.is_empty() || self.loan_index.contains_key(&disb.loan_id) {
+                return Outcome::Ignored("approved application with reasons, or its loan exists");
+            }
+        } else if d.reasons.is_empty() {
+            return Outcome::Ignored("rejected application without a reason");
+        }
+        let borrower = self.borrowers.entry(d.borrower_id.clone()).or_insert_with(|| Borrower {
+            borrower_id: d.borrower_id.clone(),
+            credit_line: Money::ZERO,
+            blacklisted: false,
+            malicious: false,
+            loans: Vec::new(),
+        });
+        borrower.credit_line = d.credit_line;
+        self.applications.insert(
+            d.application_id.clone(),
+            ApplicationRecord {
+                application_id: d.application_id.clone(),
+                borrower_id: d.borrower_id.clone(),
+                approved: d.disbursement.is_some(),
+                score: d.score,
+                reasons: d.reasons.clone(),
+            },
+        );
+        if let Some(disb) = &d.disbursement {
+            borrower.loans.push(disb.loan_id.clone());
+            self.financed_orders.extend(disb.order_ids.iter().cloned());
+            let loan = Loan {
+                loan_id: disb.loan_id.clone(),
+                borrower_id: d.borrower_id.clone(),
+                product: d.product,
+                principal: disb.principal,
+                disbursed_on: disb.disbursed_on,
+                maturity_date: disb.maturity_date,
+                principal_outstanding: disb.principal,
+                principal_repaid: Money::ZERO,
+                interest_exact: Decimal::ZERO,
+                penalty_exact: Decimal::ZERO,
+                interest_accrued: Money::ZERO,
+                penalty_accrued: Money::ZERO,
+                interest_paid: Money::ZERO,
+                penalty_paid: Money::ZERO,
+                overpayment: Money::ZERO,
+                recovered: Money::ZERO,
+                dpd: 0,
+                bucket: Bucket::Current,
+                status: LoanStatus::Active,
+                settled_on: None,
+                written_off_principal: Money::ZERO,
+            };
+            if sink.enabled() {
+                sink.emit(Derived::Disbursed {
+                    loan_id: loan.loan_id.clone(),
+                    borrower_id: loan.borrower_id.clone(),
+                    product: loan.product,
+                    principal: loan.principal,
+                    disbursed_on: loan.disbursed_on,
+                    maturity_date: loan.maturity_date,
+                });
+            }
+            self.loan_index.insert(loan.loan_id.clone(), self.loans.len());
+            self.loans.push(loan);
+        }
+        Outcome::Applied
+    }
+
+    fn apply_repayment(&mut self, payment_id: &str, loan_id: &str, amount: Money, sink: &mut impl Sink) -> Outcome {
+        if self.payments.contains_key(payment_id) {
+            return Outcome::Duplicate;
+        }
+        let Some(&index) = self.loan_index.get(loan_id) else {
+            return Outcome::Ignored("repayment for a loan this book does not hold");
+        };
+        let today = self.open;
+        let loan = &mut self.loans[index];
+        let mut record = PaymentRecord {
+            payment_id: payment_id.to_string(),
+            loan_id: loan_id.to_string(),
+            status: PaymentStatus::Applied,
+            amount,
+            penalty: Money::ZERO,
+            interest: Money::ZERO,
+            principal: Money::ZERO,
+            overpayment: Money::ZERO,
+            reason: None,
+        };
+        let mut cured = None;
+        match loan.status {
+            LoanStatus::WrittenOff => {
+                record.status = PaymentStatus::Recovery;
+                loan.recovered = loan.recovered.plus(amount);
+            }
+            LoanStatus::Settled => {
+                record.overpayment = amount;
+                loan.overpayment = loan.overpayment.plus(amount);
+            }
+            LoanStatus::Active => {
+                let mut rest = amount;
+                record.penalty = rest.min(loan.penalty_owed());
+                rest = rest.minus(record.penalty);
+                record.interest = rest.min(loan.interest_owed());
+                rest = rest.minus(record.interest);
+                record.principal = rest.min(loan.principal_outstanding);
+                rest = rest.minus(record.principal);
+                record.overpayment = rest;
+                loan.penalty_paid = loan.penalty_paid.plus(record.penalty);
+                loan.interest_paid = loan.interest_paid.plus(record.interest);
+                loan.principal_outstanding = loan.principal_outstanding.minus(record.principal);
+                loan.principal_repaid = loan.principal_repaid.plus(record.principal);
+                loan.overpayment = loan.overpayment.plus(record.overpayment);
+                if loan.total_owed().is_zero() {
+                    if loan.dpd > 0 {
+                        cured = Some((loan.dpd, loan.bucket));
+                    }
+                    loan.status = LoanStatus::Settled;
+                    loan.settled_on = today;
+                    loan.dpd = 0;
+                    loan.bucket = Bucket::Current;
+                }
+            }
+        }
+        loan.check_invariants();
+        if sink.enabled() {
+            if let Some((dpd, previous_bucket)) = cured {
+                sink.emit(Derived::Overdue(OverdueNotice {
+                    kind: NoticeKind::Cured,
+                    loan_id: loan.loan_id.clone(),
+                    borrower_id: loan.borrower_id.clone(),
+                    date: today.unwrap_or(loan.disbursed_on),
+                    dpd,
+                    bucket: Bucket::Current,
+                    previous_bucket,
+                    principal_owed: Money::ZERO,
+                    interest_owed: Money::ZERO,
+                    penalty_owed: Money::ZERO,
+                }));
+            }
+            sink.emit(Derived::Receipt(record.clone()));
+        }
+        self.payments.insert(payment_id.to_string(), record);
+        Outcome::Applied
+    }
+
+    fn close_day(&mut self, config: &ProductConfig, date: Date, sink: &mut impl Sink) -> Outcome {
+        let Some(open) = self.open else {
+            return Outcome::Ignored("day closed before the book was opened");
+        };
+        if date < open {
+            return Outcome::Duplicate;
+        }
+        if date > open {
+            return Outcome::Ignored("day closed out of order (a gap in the business dates)");
+        }
+        let order_rate = config.order.daily_rate;
+        let credit_rate = config.credit.daily_rate;
+        let multiplier = config.penalty_multiplier;
+        let (mut interest_income, mut penalty_income) = (Money::ZERO, Money::ZERO);
+        let mut to_blacklist: Vec<(usize, u32)> = Vec::new();
+        for (index, loan) in self.loans.iter_mut().enumerate() {
+            if loan.status != LoanStatus::Active {
+                continue;
+            }
+            let p = loan.principal_outstanding.as_decimal();
+            let rate = match loan.product {
+                Product::Order => order_rate,
+                Product::Credit => credit_rate,
+            };
+            let (mut interest, mut penalty) = (Money::ZERO, Money::ZERO);
+            if !p.is_zero() {
+                if date < loan.maturity_date {
+                    loan.interest_exact += p * rate;
+                    let total = Money::round(loan.interest_exact);
+                    interest = total.minus(loan.interest_accrued);
+                    loan.interest_accrued = total;
+                } else {
+                    loan.penalty_exact += p * rate * multiplier;
+                    let total = Money::round(loan.penalty_exact);
+                    penalty = total.minus(loan.penalty_accrued);
+                    loan.penalty_accrued = total;
+                }
+            }
+            interest_income = interest_income.plus(interest);
+            penalty_income = penalty_income.plus(penalty);
+            // An ACTIVE loan always owes something, so DPD counts from maturity.
+            let previous = (loan.dpd, loan.bucket);
+            loan.dpd = if date >= loan.maturity_date {
+                u32::try_from(date.days_since(loan.maturity_date) + 1).expect("invariant: DPD fits u32")
+            } else {
+                0
+            };
+            loan.bucket = Bucket::of(loan.dpd, &config.buckets);
+            if loan.dpd >= config.auto_blacklist_dpd && previous.0 < config.auto_blacklist_dpd {
+                to_blacklist.push((index, loan.dpd));
+            }
+            if sink.enabled() {
+                sink.emit(Derived::Accrual(Accrual {
+                    loan_id: loan.loan_id.clone(),
+                    borrower_id: loan.borrower_id.clone(),
+                    date,
+                    interest,
+                    penalty,
+                    interest_accrued: loan.interest_accrued,
+                    penalty_accrued: loan.penalty_accrued,
+                }));
+                if loan.bucket != previous.1 {
+                    sink.emit(Derived::Overdue(OverdueNotice {
+                        kind: if previous.0 == 0 { NoticeKind::Overdue } else { NoticeKind::BucketChanged },
+                        loan_id: loan.loan_id.clone(),
+                        borrower_id: loan.borrower_id.clone(),
+                        date,
+                        dpd: loan.dpd,
+                        bucket: loan.bucket,
+                        previous_bucket: previous.1,
+                        principal_owed: loan.principal_outstanding,
+                        interest_owed: loan.interest_owed(),
+                        penalty_owed: loan.penalty_owed(),
+                    }));
+                }
+            }
+        }
+        for (index, dpd) in to_blacklist {
+            let loan = &self.loans[index];
+            let borrower = self.borrowers.get_mut(&loan.borrower_id).expect("invariant: a loan's borrower exists");
+            if !borrower.blacklisted {
+                borrower.blacklisted = true;
+                if sink.enabled() {
+                    sink.emit(Derived::AutoBlacklisted {
+                        borrower_id: borrower.borrower_id.clone(),
+                        loan_id: loan.loan_id.clone(),
+                        dpd,
+                        date,
+                    });
+                }
+            }
+        }
+        self.income_by_day.insert(date, (interest_income, penalty_income));
+        self.open = Some(date.next());
+        Outcome::Applied
+    }
+
+    fn apply_action(&mut self, action_id: &str, effect: &ActionEffect) -> Outcome {
+        if self.actions.contains_key(action_id) {
+            return Outcome::Duplicate;
+        }
+        match effect {
+            ActionEffect::MarkedMalicious { borrower_id } | ActionEffect::Reinstated { borrower_id } => {
+                let Some(borrower) = self.borrowers.get_mut(borrower_id) else {
+                    return Outcome::Ignored("collections action for a borrower this book does not hold");
+                };
+                if matches!(effect, ActionEffect::MarkedMalicious { .. }) {
+                    borrower.malicious = true;
+                    borrower.blacklisted = true;
+                } else {
+                    borrower.blacklisted = false;
+                }
+            }
+            ActionEffect::WrittenOff { loan_id, .. } => {
+                let Some(&index) = self.loan_index.get(loan_id) else {
+                    return Outcome::Ignored("write-off of a loan this book does not hold");
+                };
+                let loan = &mut self.loans[index];
+                if loan.status != LoanStatus::Active {
+                    return Outcome::Ignored("write-off of a loan that is not ACTIVE");
+                }
+                loan.status = LoanStatus::WrittenOff;
+                loan.written_off_principal = loan.principal_outstanding;
+            }
+        }
+        self.actions.insert(
+            action_id.to_string(),
+            ActionRecord { action_id: action_id.to_string(), applied: true, reason: None },
+        );
+        Outcome::Applied
+    }
+}
+
+/// An idempotency key of an input kind that can be re-sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKey<'a> {
+    Application(&'a str),
+    Payment(&'a str),
+    Action(&'a str),
+}

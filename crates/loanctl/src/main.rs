@@ -1,0 +1,83 @@
+//! loanctl: the one binary users run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ledger_core::{Discard, ProductConfig};
+
+#[derive(Parser)]
+#[command(name = "loanctl", version, about = "Event-sourced loan ledger for small-merchant lending")]
+struct Cli {
+    /// Product configuration (TOML); keys left out keep SPEC's defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario file (JSON Lines) through the ledger's fold in process and print
+    /// the canonical state export as JSON.
+    Simulate {
+        /// The scenario file; `-` reads standard input.
+        file: PathBuf,
+        /// Print the state digest instead of the export.
+        #[arg(long)]
+        digest: bool,
+    },
+    /// Print the product configuration in force (SPEC's defaults plus --config).
+    Config,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Arc<ProductConfig>> {
+    let config = match path {
+        None => ProductConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            ProductConfig::from_toml_str(&text).with_context(|| format!("in {}", p.display()))?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+fn read_input(file: &PathBuf) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::Simulate { file, digest } => {
+            let text = read_input(&file)?;
+            let (ledger, _) = ledger_core::scenario::run(&text, config, &mut Discard)
+                .with_context(|| format!("scenario {}", file.display()))?;
+            if digest {
+                println!("{}", ledger.digest());
+            } else {
+                println!("{}", serde_json::to_string_pretty(&ledger.export())?);
+            }
+        }
+        Command::Config => print!("{}", config.to_toml_string()),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loanctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
