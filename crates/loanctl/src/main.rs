@@ -31,6 +31,16 @@ enum Command {
     },
     /// Print the product configuration in force (SPEC's defaults plus --config).
     Config,
+    /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
+    /// business days, with re-sent inputs, bad amounts and collections actions mixed in.
+    Generate {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1000)]
+        merchants: u64,
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+    },
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Arc<ProductConfig>> {
@@ -68,6 +78,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Config => print!("{}", config.to_toml_string()),
+        Command::Generate { seed, merchants, days } => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for input in ledger_sim::generate(&ledger_sim::Profile::new(seed, merchants, days)) {
+                writeln!(out, "{}", ledger_sim::to_line(&input))?;
+            }
+            out.flush()?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,346 @@
+//! ledger-sim: a seeded, deterministic generator of scenario inputs that look like the
+//! business (SPEC section 1): merchants applying for ORDER and CREDIT loans, repaying
+//! early, on time or late, and a collections team acting on the worst loans. It also
+//! mixes in what real feeds contain: re-sent inputs, bad amounts, payments for unknown
+//! loans. The same seed always gives the same stream.
+
+use ledger_core::input::{Application, CollectionsAction, Input, OrderRef, RawAmount, Repayment};
+use ledger_core::scoring::{Merchant, MerchantKind};
+use ledger_core::{ActionKind, Date, Product};
+use std::sync::Arc;
+
+use ledger_core::{Decision, Discard, Fact, Ledger, ProductConfig};
+use rust_decimal_shim::dec;
+
+/// splitmix64: small, fast, and the same on every machine.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+mod rust_decimal_shim {
+    /// A decimal from an integer count of hundredths, as text ("123.45").
+    pub fn dec(hundredths: u64) -> String {
+        format!("{}.{:02}", hundredths / 100, hundredths % 100)
+    }
+}
+
+/// The shape of a generated portfolio.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub seed: u64,
+    pub merchants: u64,
+    pub days: u64,
+    pub start: Date,
+    /// Percent chance that a merchant without an open loan applies on a given day.
+    pub apply_percent: u64,
+    /// Percent of inputs re-sent (same id) later the same day.
+    pub resend_percent: u64,
+    /// Percent of repayments with a malformed amount or for an unknown loan.
+    pub bad_percent: u64,
+}
+
+impl Profile {
+    pub fn new(seed: u64, merchants: u64, days: u64) -> Profile {
+        Profile {
+            seed,
+            merchants,
+            days,
+            start: Date::from_ymd(2026, 1, 1).expect("valid date"),
+            apply_percent: 8,
+            resend_percent: 3,
+            bad_percent: 2,
+        }
+    }
+}
+
+struct OpenLoan {
+    loan_id: String,
+    merchant: u64,
+    due: Date,
+    /// How the borrower behaves: 0 pays early, 1 pays at maturity, 2 pays late, 3 never.
+    behaviour: u64,
+    amount_cents: u64,
+}
+
+/// A signed count of hundredths as decimal text: -40 -> "-0.40".
+fn hundredths(v: i64) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}", dec(v.unsigned_abs()))
+}
+
+fn merchant_figures(rng: &mut Rng, m: u64) -> Merchant {
+    // Each merchant has a stable quality (from its number) plus a little noise.
+    // Most merchants who apply are decent (score 60+); about one in five is not.
+    let quality = 20 + (m.wrapping_mul(2_654_435_761) % 81) as i64;
+    let noise = rng.below(11) as i64 - 5;
+    let q = (quality + noise).clamp(0, 100) as u64;
+    let sales = 200_000 + q * 60_000 + rng.below(100_000);
+    let text = |v: String| Some(v.parse().expect("generated figure"));
+    if m % 3 == 0 {
+        Merchant {
+            kind: MerchantKind::OffPlatform,
+            annual_sales: text(dec(sales * 100)),
+            sales_growth: text(hundredths(q as i64 - 40)),
+            orders_12m: None,
+            seller_rating: None,
+            active_days_90: text((30 + q * 60 / 100).to_string()),
+            inventory_turnover: text(format!("{}.{}", 2 + q / 10, rng.below(10))),
+            debt_ratio: text(format!("0.{:02}", 95 - q * 9 / 10)),
+            positive_review_rate: text(format!("0.{:02}", 50 + q * 49 / 100)),
+        }
+    } else {
+        Merchant {
+            kind: MerchantKind::Platform,
+            annual_sales: text(dec(sales * 100)),
+            sales_growth: text(hundredths(q as i64 - 30)),
+            orders_12m: text((500 + q * 95).to_string()),
+            seller_rating: text((1 + q / 25).min(5).to_string()),
+            active_days_90: text((20 + q * 70 / 100).to_string()),
+            inventory_turnover: None,
+            debt_ratio: None,
+            positive_review_rate: None,
+        }
+    }
+}
+
+/// Generates the whole scenario: "open", then each day's inputs and its close.
+///
+/// The generator runs the ledger's own fold as it goes, so that it repays only loans
+/// that were approved (payments for unknown loans are added on purpose, as noise).
+pub fn generate(p: &Profile) -> Vec<Input> {
+    let mut rng = Rng::new(p.seed);
+    let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
+    let mut out = Vec::new();
+    let mut push = |input: Input, out: &mut Vec<Input>| -> bool {
+        let approved = match ledger.decide(&input) {
+            Ok(Decision::Fact(fact)) => {
+                let approved = matches!(&fact, Fact::ApplicationDecided(d) if d.disbursement.is_some());
+                ledger.apply(0, &fact, &mut Discard);
+                approved
+            }
+            _ => false,
+        };
+        out.push(input);
+        approved
+    };
+    push(Input::Open { date: p.start }, &mut out);
+    let mut open_loans: Vec<OpenLoan> = Vec::new();
+    let mut busy = vec![false; p.merchants as usize];
+    let (mut next_app, mut next_pay, mut next_order, mut next_action) = (1u64, 1u64, 1u64, 1u64);
+    for day in 0..p.days {
+        let today = p.start.add_days(day as i64);
+        let mut todays: Vec<Input> = Vec::new();
+        for m in 0..p.merchants {
+            if busy[m as usize] || !rng.chance(p.apply_percent) {
+                continue;
+            }
+            let application_id = format!("APP{next_app:07}");
+            next_app += 1;
+            let borrower_id = format!("M{m:05}");
+            let order_loan = rng.chance(55);
+            let amount_cents = (1_000 + rng.below(14_000)) * 100 + rng.below(100);
+            let (product, term_days, orders) = if order_loan {
+                let n = 1 + rng.below(3);
+                let mut orders = Vec::new();
+                let mut left = amount_cents;
+                for i in 0..n {
+                    let part = if i + 1 == n { left } else { left / (n - i) };
+                    left -= part;
+                    orders.push(OrderRef { order_id: format!("ORD{next_order:08}"), amount: RawAmount::cny(&dec(part)) });
+                    next_order += 1;
+                }
+                (Product::Order, [15, 30, 45, 60][rng.below(4) as usize], orders)
+            } else {
+                (Product::Credit, [30, 60, 90, 180, 365][rng.below(5) as usize], Vec::new())
+            };
+            let merchant = merchant_figures(&mut rng, m);
+            let application = Input::Application(Application {
+                application_id: application_id.clone(),
+                borrower_id,
+                product,
+                amount: RawAmount::cny(&dec(amount_cents)),
+                term_days,
+                orders,
+                merchant,
+            });
+            if rng.chance(p.resend_percent) {
+                todays.push(application.clone());
+            }
+            if !push(application, &mut out) {
+                // Most refused merchants do not come back.
+                busy[m as usize] = rng.chance(90);
+                continue;
+            }
+            busy[m as usize] = true;
+            open_loans.push(OpenLoan {
+                loan_id: application_id,
+                merchant: m,
+                due: today.add_days(term_days),
+                behaviour: [0, 0, 0, 1, 1, 1, 1, 2, 2, 3][rng.below(10) as usize],
+                amount_cents,
+            });
+        }
+        // Repayments: early payers pay in parts before maturity, punctual ones at
+        // maturity, late ones some weeks after, the rest never.
+        let mut still_open = Vec::new();
+        for loan in open_loans.drain(..) {
+            let days_to_due = loan.due.days_since(today);
+            let pays_in_full = match loan.behaviour {
+                0 => days_to_due <= 10 && rng.chance(20),
+                1 => days_to_due == 0,
+                2 => days_to_due < -(rng.below(60) as i64) - 5 && rng.chance(10),
+                _ => false,
+            };
+            if loan.behaviour == 0 && days_to_due > 10 && rng.chance(3) {
+                todays.push(repayment(&mut next_pay, &loan.loan_id, dec(loan.amount_cents / 4)));
+            }
+            if pays_in_full {
+                // Enough to cover principal and any interest or penalty: the rest is an
+                // overpayment the ledger records (as a careful payer's rounding up would).
+                let amount = loan.amount_cents + loan.amount_cents / 5;
+                todays.push(repayment(&mut next_pay, &loan.loan_id, dec(amount)));
+                busy[loan.merchant as usize] = false;
+            } else {
+                if loan.behaviour == 3 && days_to_due < -120 && rng.chance(5) {
+                    todays.push(Input::Collections(CollectionsAction {
+                        action_id: format!("ACT{next_action:07}"),
+                        action: ActionKind::WriteOff,
+                        borrower_id: None,
+                        loan_id: Some(loan.loan_id.clone()),
+                    }));
+                    next_action += 1;
+                    continue;
+                }
+                still_open.push(loan);
+            }
+        }
+        open_loans = still_open;
+        // Noise that real feeds carry.
+        if rng.chance(p.bad_percent * 10) {
+            let bad = ["12.5", "-3.00", "0.00", "1e3", "12.345"][rng.below(5) as usize];
+            let target = open_loans.first().map_or("NOLOAN".to_string(), |l| l.loan_id.clone());
+            todays.push(repayment(&mut next_pay, &target, bad.to_string()));
+            todays.push(repayment(&mut next_pay, &format!("GHOST{day}"), dec(10_000)));
+        }
+        if rng.chance(5) && p.merchants > 0 {
+            let who = format!("M{:05}", rng.below(p.merchants));
+            let action = [ActionKind::Reinstate, ActionKind::Reinstate, ActionKind::MarkMalicious][rng.below(3) as usize];
+            todays.push(Input::Collections(CollectionsAction {
+                action_id: format!("ACT{next_action:07}"),
+                action,
+                borrower_id: Some(who),
+                loan_id: None,
+            }));
+            next_action += 1;
+        }
+        let resends: Vec<Input> = todays.iter().filter(|_| rng.chance(p.resend_percent)).cloned().collect();
+        for input in todays.into_iter().chain(resends) {
+            push(input, &mut out);
+        }
+        push(Input::CloseDay { date: today }, &mut out);
+    }
+    out
+}
+
+fn repayment(next_pay: &mut u64, loan_id: &str, amount: String) -> Input {
+    let payment_id = format!("PAY{:08}", *next_pay);
+    *next_pay += 1;
+    Input::Repayment(Repayment { payment_id, loan_id: loan_id.to_string(), amount: RawAmount::cny(&amount) })
+}
+
+/// One input as a scenario line (SPEC section 10).
+pub fn to_line(input: &Input) -> String {
+    use serde_json::{json, Map, Value};
+    let amount = |a: &RawAmount| Value::String(a.text.clone());
+    let v = match input {
+        Input::Open { date } => json!({"type": "open", "date": date.to_string()}),
+        Input::CloseDay { date } => json!({"type": "close_day", "date": date.to_string()}),
+        Input::Repayment(r) => json!({"type": "repayment", "payment_id": r.payment_id, "loan_id": r.loan_id, "amount": amount(&r.amount)}),
+        Input::Collections(c) => {
+            let mut m = Map::new();
+            m.insert("type".into(), json!("collections_action"));
+            m.insert("action_id".into(), json!(c.action_id));
+            m.insert("action".into(), json!(c.action.as_str()));
+            if let Some(b) = &c.borrower_id {
+                m.insert("borrower_id".into(), json!(b));
+            }
+            if let Some(l) = &c.loan_id {
+                m.insert("loan_id".into(), json!(l));
+            }
+            Value::Object(m)
+        }
+        Input::Application(a) => {
+            let mut merchant = Map::new();
+            merchant.insert("kind".into(), json!(a.merchant.kind.as_str()));
+            let figures = [
+                ("annual_sales", a.merchant.annual_sales),
+                ("sales_growth", a.merchant.sales_growth),
+                ("orders_12m", a.merchant.orders_12m),
+                ("seller_rating", a.merchant.seller_rating),
+                ("active_days_90", a.merchant.active_days_90),
+                ("inventory_turnover", a.merchant.inventory_turnover),
+                ("debt_ratio", a.merchant.debt_ratio),
+                ("positive_review_rate", a.merchant.positive_review_rate),
+            ];
+            for (name, value) in figures {
+                if let Some(v) = value {
+                    merchant.insert(name.into(), json!(v.to_string()));
+                }
+            }
+            let mut m = Map::new();
+            m.insert("type".into(), json!("application"));
+            m.insert("application_id".into(), json!(a.application_id));
+            m.insert("borrower_id".into(), json!(a.borrower_id));
+            m.insert("product".into(), json!(a.product.as_str()));
+            m.insert("amount".into(), amount(&a.amount));
+            m.insert("term_days".into(), json!(a.term_days));
+            if a.product == Product::Order {
+                let orders: Vec<Value> = a.orders.iter().map(|o| json!({"order_id": o.order_id, "amount": amount(&o.amount)})).collect();
+                m.insert("orders".into(), Value::Array(orders));
+            }
+            m.insert("merchant".into(), Value::Object(merchant));
+            Value::Object(m)
+        }
+    };
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_stream_and_lines_parse_back() {
+        let p = Profile::new(7, 50, 40);
+        let a = generate(&p);
+        assert_eq!(a, generate(&p));
+        for input in &a {
+            let back = ledger_core::scenario::parse_line(&to_line(input)).unwrap().unwrap();
+            assert_eq!(&back, input);
+        }
+        assert!(a.len() > 100);
+    }
+}
