@@ -344,3 +344,137 @@ mod tests {
         assert!(a.len() > 100);
     }
 }
+
+/// Benchmarks of the fold (`loanctl bench`): wall-clock figures on one core.
+pub mod bench {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use ledger_core::fact::{ApplicationDecided, Disbursement};
+    use ledger_core::{Date, Decision, Derived, Discard, Fact, Ledger, Money, Product, ProductConfig};
+
+    use super::{generate, Profile};
+
+    #[derive(Debug, Clone)]
+    pub struct Figures {
+        pub scenario_inputs: usize,
+        pub facts: usize,
+        pub replay_seconds: f64,
+        pub facts_per_second: f64,
+        pub keyed_facts_per_second: f64,
+        pub replay_with_events_seconds: f64,
+        pub decide_and_apply_seconds: f64,
+        pub close_loans: usize,
+        pub close_seconds: f64,
+        pub close_with_events_seconds: f64,
+    }
+
+    /// Runs both benchmarks: replaying the facts of a generated scenario, and one day
+    /// close over `close_loans` active loans.
+    pub fn run(merchants: u64, days: u64, close_loans: usize) -> Figures {
+        let config = Arc::new(ProductConfig::default());
+        let stream = generate(&Profile::new(42, merchants, days));
+        let started = Instant::now();
+        let mut ledger = Ledger::new(config.clone());
+        let mut facts = Vec::new();
+        for input in &stream {
+            if let Ok(Decision::Fact(f)) = ledger.decide(input) {
+                ledger.apply(0, &f, &mut Discard);
+                facts.push(f);
+            }
+        }
+        let decide_and_apply_seconds = started.elapsed().as_secs_f64();
+
+        let replay = |sink_events: bool| {
+            let mut l = Ledger::new(config.clone());
+            let mut events: Vec<Derived> = Vec::new();
+            let t = Instant::now();
+            for f in &facts {
+                if sink_events {
+                    l.apply(0, f, &mut events);
+                    events.clear();
+                } else {
+                    l.apply(0, f, &mut Discard);
+                }
+            }
+            let s = t.elapsed().as_secs_f64();
+            assert_eq!(l.digest(), ledger.digest(), "replay must rebuild the same state");
+            s
+        };
+        let replay_seconds = replay(false);
+        let replay_with_events_seconds = replay(true);
+
+        // Keyed facts alone (applications, payments, actions): what a partition's
+        // stream mostly is between closes.
+        let keyed: Vec<&Fact> = facts.iter().filter(|f| f.partition_key().is_some()).collect();
+        let mut l = Ledger::new(config.clone());
+        let mut opened = false;
+        let t = Instant::now();
+        for f in &keyed {
+            if !opened {
+                l.apply(0, &Fact::Opened { date: Date::from_ymd(2026, 1, 1).expect("date") }, &mut Discard);
+                opened = true;
+            }
+            l.apply(0, f, &mut Discard);
+        }
+        let keyed_seconds = t.elapsed().as_secs_f64();
+
+        let (close_seconds, close_with_events_seconds) = day_close(config, close_loans);
+        Figures {
+            scenario_inputs: stream.len(),
+            facts: facts.len(),
+            replay_seconds,
+            facts_per_second: facts.len() as f64 / replay_seconds,
+            keyed_facts_per_second: keyed.len() as f64 / keyed_seconds,
+            replay_with_events_seconds,
+            decide_and_apply_seconds,
+            close_loans,
+            close_seconds,
+            close_with_events_seconds,
+        }
+    }
+
+    /// Times one DayClosed over `n` active loans (without and with derived events).
+    fn day_close(config: Arc<ProductConfig>, n: usize) -> (f64, f64) {
+        let start = Date::from_ymd(2026, 1, 1).expect("date");
+        let build = || {
+            let mut l = Ledger::new(config.clone());
+            l.apply(0, &Fact::Opened { date: start }, &mut Discard);
+            for i in 0..n {
+                let id = format!("L{i:08}");
+                let principal = Money::from_cents(100_000 + (i as i64 % 1_000_000));
+                let fact = Fact::ApplicationDecided(ApplicationDecided {
+                    application_id: id.clone(),
+                    borrower_id: format!("B{:07}", i / 3),
+                    product: if i % 2 == 0 { Product::Order } else { Product::Credit },
+                    amount: Some(principal),
+                    term_days: 30,
+                    score: rust_decimal::Decimal::ONE_HUNDRED,
+                    credit_line: Money::from_cents(100_000_000),
+                    reasons: Vec::new(),
+                    disbursement: Some(Disbursement {
+                        loan_id: id,
+                        principal,
+                        disbursed_on: start,
+                        // A tenth of the book is past maturity: penalty and DPD paths too.
+                        maturity_date: if i % 10 == 0 { start } else { start.add_days(30) },
+                        order_ids: Vec::new(),
+                    }),
+                });
+                l.apply(0, &fact, &mut Discard);
+            }
+            l
+        };
+        let mut l = build();
+        let t = Instant::now();
+        l.apply(0, &Fact::DayClosed { date: start }, &mut Discard);
+        let plain = t.elapsed().as_secs_f64();
+        let mut l = build();
+        let mut events: Vec<Derived> = Vec::with_capacity(n + n / 5);
+        let t = Instant::now();
+        l.apply(0, &Fact::DayClosed { date: start }, &mut events);
+        let with_events = t.elapsed().as_secs_f64();
+        assert!(events.len() >= n);
+        (plain, with_events)
+    }
+}

@@ -31,6 +31,17 @@ enum Command {
     },
     /// Print the product configuration in force (SPEC's defaults plus --config).
     Config,
+    /// Benchmark the fold: replay of a generated scenario's facts (facts per second) and
+    /// one day close over many active loans. Build with --release.
+    Bench {
+        #[arg(long, default_value_t = 20_000)]
+        merchants: u64,
+        #[arg(long, default_value_t = 180)]
+        days: u64,
+        /// Active loans for the day-close benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        loans: usize,
+    },
     /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
     /// business days, with re-sent inputs, bad amounts and collections actions mixed in.
     Generate {
@@ -78,6 +89,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Config => print!("{}", config.to_toml_string()),
+        Command::Bench { merchants, days, loans } => {
+            let f = ledger_sim::bench::run(merchants, days, loans);
+            println!("scenario: {merchants} merchants x {days} days = {} inputs -> {} facts", f.scenario_inputs, f.facts);
+            println!("decide + apply (the simulator's path): {:.3} s", f.decide_and_apply_seconds);
+            println!("replay of the facts: {:.3} s = {:.0} facts/s", f.replay_seconds, f.facts_per_second);
+            println!("replay of keyed facts only (applications, payments, actions): {:.0} facts/s", f.keyed_facts_per_second);
+            println!("replay with derived events collected: {:.3} s", f.replay_with_events_seconds);
+            println!("day close over {} active loans: {:.3} s ({:.3} s with derived events)", f.close_loans, f.close_seconds, f.close_with_events_seconds);
+        }
         Command::Generate { seed, merchants, days } => {
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
