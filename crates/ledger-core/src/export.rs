@@ -308,35 +308,56 @@ impl Ledger {
     /// leaves out (exact accumulators, financed orders). Identical states give identical
     /// digests on any machine, however the facts were spread over partitions.
     pub fn digest(&self) -> String {
-        #[derive(Serialize)]
-        struct Exact<'a> {
-            loan_id: &'a str,
-            interest_exact: String,
-            penalty_exact: String,
-        }
-        #[derive(Serialize)]
-        struct Canonical<'a> {
-            export: Export,
-            exact: Vec<Exact<'a>>,
-            financed_orders: Vec<&'a str>,
-        }
-        let mut exact: Vec<Exact<'_>> = self
-            .books()
+        let orders: Vec<String> = self.books().values().flat_map(|b| b.financed_orders().iter().cloned()).collect();
+        digest_of(self.export(), self.exact_accruals(), orders)
+    }
+
+    /// The exact accumulators of every loan (what a read model keeps beside the export
+    /// so that it can compute the same digest).
+    pub fn exact_accruals(&self) -> Vec<ExactAccrual> {
+        self.books()
             .values()
             .flat_map(|b| b.loans())
-            .map(|l| Exact {
-                loan_id: &l.loan_id,
-                interest_exact: l.interest_exact.normalize().to_string(),
-                penalty_exact: l.penalty_exact.normalize().to_string(),
-            })
-            .collect();
-        exact.sort_by(|a, b| a.loan_id.cmp(b.loan_id));
-        let mut financed_orders: Vec<&str> =
-            self.books().values().flat_map(|b| b.financed_orders().iter().map(String::as_str)).collect();
-        financed_orders.sort_unstable();
-        let canonical = Canonical { export: self.export(), exact, financed_orders };
-        let bytes = serde_json::to_vec(&canonical).expect("state serializes");
-        let hash = Sha256::digest(&bytes);
-        hash.iter().map(|b| format!("{b:02x}")).collect()
+            .map(|l| ExactAccrual { loan_id: l.loan_id.clone(), interest_exact: l.interest_exact, penalty_exact: l.penalty_exact })
+            .collect()
     }
+}
+
+/// A loan's exact (never rounded) interest and penalty accumulators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExactAccrual {
+    pub loan_id: String,
+    pub interest_exact: Decimal,
+    pub penalty_exact: Decimal,
+}
+
+/// The state digest from its parts, in any order: SHA-256 over a canonical JSON of the
+/// export, the exact accumulators (normalised, sorted by loan) and the financed orders
+/// (sorted). [`Ledger::digest`] and the projector's read models both use this.
+pub fn digest_of(export: Export, mut exact: Vec<ExactAccrual>, mut financed_orders: Vec<String>) -> String {
+    #[derive(Serialize)]
+    struct Exact {
+        loan_id: String,
+        interest_exact: String,
+        penalty_exact: String,
+    }
+    #[derive(Serialize)]
+    struct Canonical {
+        export: Export,
+        exact: Vec<Exact>,
+        financed_orders: Vec<String>,
+    }
+    exact.sort_by(|a, b| a.loan_id.cmp(&b.loan_id));
+    financed_orders.sort_unstable();
+    let exact = exact
+        .into_iter()
+        .map(|e| Exact {
+            loan_id: e.loan_id,
+            interest_exact: e.interest_exact.normalize().to_string(),
+            penalty_exact: e.penalty_exact.normalize().to_string(),
+        })
+        .collect();
+    let canonical = Canonical { export, exact, financed_orders };
+    let bytes = serde_json::to_vec(&canonical).expect("state serializes");
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -70,6 +70,18 @@ pub struct CollectionsAction {
     pub loan_id: Option<String>,
 }
 
+impl CollectionsAction {
+    /// MARK_MALICIOUS and REINSTATE name a borrower, WRITE_OFF names a loan: the field
+    /// that is missing, if any (an action without its target cannot be decided).
+    pub fn missing_target(&self) -> Option<&'static str> {
+        match self.action {
+            ActionKind::MarkMalicious | ActionKind::Reinstate if self.borrower_id.is_none() => Some("borrower_id"),
+            ActionKind::WriteOff if self.loan_id.is_none() => Some("loan_id"),
+            _ => None,
+        }
+    }
+}
+
 impl Input {
     /// The idempotency key of the input, if it has one of its own.
     pub fn key(&self) -> String {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod date;
 pub mod export;
 pub mod fact;
+pub mod handler;
 pub mod input;
 pub mod ledger;
 pub mod model;
