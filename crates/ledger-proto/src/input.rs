@@ -4,7 +4,6 @@
 //! things a scenario line is rejected for, so both roads treat an input alike.
 
 use ledger_core::input::{Application, CollectionsAction, OrderRef, RawAmount, Repayment};
-use ledger_core::model::ActionKind;
 use ledger_core::scoring::Merchant;
 use ledger_core::Input;
 
@@ -203,12 +202,10 @@ impl FromProto<pb::CollectionsAction> for CollectionsAction {
         let action = action_from("action", proto.action)?;
         let borrower_id = optional_id("borrower_id", proto.borrower_id)?;
         let loan_id = optional_id("loan_id", proto.loan_id)?;
-        match action {
-            ActionKind::MarkMalicious | ActionKind::Reinstate if borrower_id.is_none() => {
-                Err(ProtoError::MissingField("borrower_id"))
-            }
-            ActionKind::WriteOff if loan_id.is_none() => Err(ProtoError::MissingField("loan_id")),
-            _ => Ok(CollectionsAction { action_id, action, borrower_id, loan_id }),
+        let c = CollectionsAction { action_id, action, borrower_id, loan_id };
+        match c.missing_target() {
+            Some(field) => Err(ProtoError::MissingField(field)),
+            None => Ok(c),
         }
     }
 }

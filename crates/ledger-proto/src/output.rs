@@ -263,3 +263,27 @@ pub fn duplicate_receipt(payment_id: &str, loan_id: &str) -> pb::RepaymentReceip
         amount: zero,
     }
 }
+
+impl IntoProto for ledger_core::handler::Notice {
+    /// The output message of a service's notice (its `event_id` left empty).
+    type Proto = Output;
+
+    fn into_proto(&self) -> Output {
+        use ledger_core::handler::Notice;
+        let derived = match self {
+            Notice::Accrual(a) => Derived::Accrual(a.clone()),
+            Notice::Overdue(o) => Derived::Overdue(o.clone()),
+            Notice::Blacklisted { borrower_id, loan_id, dpd, date } => Derived::AutoBlacklisted {
+                borrower_id: borrower_id.clone(),
+                loan_id: loan_id.clone(),
+                dpd: *dpd,
+                date: *date,
+            },
+            Notice::Receipt(r) => Derived::Receipt(r.clone()),
+            Notice::DuplicatePayment { payment_id, loan_id } => {
+                return Output::Receipt(duplicate_receipt(payment_id, loan_id));
+            }
+        };
+        derived.into_proto().expect("every notice but a disbursement has an output")
+    }
+}
