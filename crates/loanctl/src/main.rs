@@ -1,12 +1,16 @@
 //! loanctl: the one binary users run.
 
+mod live;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledger_core::{Discard, ProductConfig};
+use ledger_core::{Date, Discard, ProductConfig};
+use live::BrokerArgs;
 
 #[derive(Parser)]
 #[command(name = "loanctl", version, about = "Event-sourced loan ledger for small-merchant lending")]
@@ -31,6 +35,92 @@ enum Command {
     },
     /// Print the product configuration in force (SPEC's defaults plus --config).
     Config,
+    /// The zero-install quick start: an in-process mock broker (keeps nothing after
+    /// exit), every service, a generated portfolio fed through the topics, a portfolio
+    /// report, and the HTTP API until Ctrl-C.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        merchants: u64,
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Manage the ledger's topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Run every service and the projector (with its HTTP API) in one process.
+    Up {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        /// Folder for the sled databases (positions and read models).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address of the HTTP API (read models).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Create the topics first (idempotent) with this many partitions.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// Run one service alone: origination, repayment, collections, accrual or projector.
+    Run {
+        service: String,
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address of the HTTP API (projector only).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// Open the first business date (appends Opened to every partition of loan.events).
+    Open {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long)]
+        date: String,
+    },
+    /// Close the open business date (appends DayClosed to every partition of
+    /// loan.events); refuses a gap or a repeated day.
+    CloseDay {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        /// The date to close; must be the open business date (default: that date).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Publish a scenario through the real input topics and return once the ledger has
+    /// processed all of it.
+    Feed {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        file: PathBuf,
+        /// How long one input may take to be processed before feed gives up.
+        #[arg(long, default_value_t = 120)]
+        wait_seconds: u64,
+    },
+    /// Print the state export (SPEC section 11) from the live read models.
+    Export {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+    },
+    /// Print the digest of the live read models.
+    Digest {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+    },
+    /// Rebuild every read model from loan.events into an empty folder and print its digest.
+    Replay {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, value_name = "NEWDIR")]
+        data: PathBuf,
+    },
     /// Benchmark the fold: replay of a generated scenario's facts (facts per second) and
     /// one day close over many active loans. Build with --release.
     Bench {
@@ -52,6 +142,27 @@ enum Command {
         #[arg(long, default_value_t = 90)]
         days: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create every topic (inputs, loan.events, outputs, dead-letter topics); idempotent.
+    Create {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// List the topics the ledger uses.
+    List,
+}
+
+fn parse_date(text: &str) -> anyhow::Result<Date> {
+    Ok(Date::parse(text)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Arc<ProductConfig>> {
@@ -89,6 +200,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Config => print!("{}", config.to_toml_string()),
+        Command::Demo { http, merchants, days, seed } => runtime()?.block_on(live::demo(config, http, merchants, days, seed))?,
+        Command::Topics { command: TopicsCommand::List } => {
+            for t in ledger_runtime::all_topics() {
+                println!("{t}");
+            }
+        }
+        Command::Topics { command: TopicsCommand::Create { broker, partitions } } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(live::topics_create(&ctx, partitions))?;
+            println!("{}", serde_json::json!({"created": ledger_runtime::all_topics(), "partitions": partitions}));
+        }
+        Command::Up { broker, data, http, partitions } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(async {
+                live::topics_create(&ctx, partitions).await?;
+                live::run_services(ctx, &data, &live::all_services(), Some(http)).await
+            })?;
+        }
+        Command::Run { service, broker, data, http } => {
+            let ctx = broker.context(config)?;
+            let names = live::all_services();
+            let name = names.iter().find(|n| **n == service).with_context(|| format!("no service {service:?}; one of {}", names.join(", ")))?;
+            runtime()?.block_on(live::run_services(ctx, &data, &[name], http))?;
+        }
+        Command::Open { broker, date } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(live::open(&ctx, parse_date(&date)?))?;
+        }
+        Command::CloseDay { broker, date } => {
+            let ctx = broker.context(config)?;
+            let date = date.as_deref().map(parse_date).transpose()?;
+            runtime()?.block_on(live::close_day(&ctx, date))?;
+        }
+        Command::Feed { broker, file, wait_seconds } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(live::feed_file(&ctx, &file, wait_seconds))?;
+        }
+        Command::Export { api } => println!("{}", runtime()?.block_on(live::get_json(&api, "/v1/export"))?.trim_end()),
+        Command::Digest { api } => {
+            let body = runtime()?.block_on(live::get_json(&api, "/v1/digest"))?;
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            println!("{}", v["digest"].as_str().unwrap_or_default());
+        }
+        Command::Replay { broker, data } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(live::replay_into(&ctx, &data))?;
+        }
         Command::Bench { merchants, days, loans } => {
             let f = ledger_sim::bench::run(merchants, days, loans);
             println!("scenario: {merchants} merchants x {days} days = {} inputs -> {} facts", f.scenario_inputs, f.facts);
@@ -111,6 +269,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ledger_runtime=info")),
+        )
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

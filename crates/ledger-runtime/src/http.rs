@@ -1,0 +1,106 @@
+//! A small HTTP/1.1 server for the read models: GET requests in, JSON out, one request
+//! per connection. The routes are the projector crate's (`projector::route`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ledger_store::StoreTree;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The largest request head accepted.
+const HEAD_BYTES_MAX: usize = 16 * 1024;
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` (the caller decides; `loanctl` defaults to 127.0.0.1).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, tree: StoreTree, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+            }
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                let tree = tree.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, tree).await {
+                        tracing::debug!(error = %e, "http connection ended");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, tree: StoreTree) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > HEAD_BYTES_MAX {
+            return respond(&mut stream, 431, &serde_json::json!({"error": "request head too large"})).await;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
+    let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    let (status, body) = tokio::task::spawn_blocking(move || projector::route(&tree, &method, &target))
+        .await
+        .unwrap_or_else(|e| (500, serde_json::json!({"error": e.to_string()})));
+    respond(&mut stream, status, &body).await
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    };
+    let body = serde_json::to_vec_pretty(body).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// GET `url` (http://host:port/path) and return the status and body: the client side,
+/// for `loanctl export` and `loanctl digest`.
+pub async fn get(url: &str) -> std::io::Result<(u16, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "only http:// URLs"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = TcpStream::connect(host).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_string()))
+}

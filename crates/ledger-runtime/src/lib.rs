@@ -1,0 +1,115 @@
+//! ledger-runtime: the one road the data takes,
+//! topic -> runtime -> handler -> runtime -> topic and sled.
+//!
+//! - [`follower::Follower`] folds loan.events (every partition) into a `Ledger`: the
+//!   view every service decides against and derives its notices from.
+//! - [`service::run_service`] drives any [`ledger_core::handler::Handler`]: decode an
+//!   input (dead-letter what cannot be read), catch up with loan.events, decide, append
+//!   the fact, publish notices, store positions in sled.
+//! - [`projection::run_projector`] folds loan.events into the sled read models, and
+//!   [`http`] serves them.
+//! - [`control`] appends the day's open and close to every partition; [`feed`] plays a
+//!   scenario through the input topics; [`replay`] rebuilds the read models.
+
+pub mod control;
+pub mod feed;
+pub mod follower;
+pub mod http;
+pub mod projection;
+pub mod replay;
+pub mod service;
+
+use std::sync::Arc;
+
+use ledger_core::handler::{Handler, InputKind};
+use ledger_kafka::topics;
+
+/// Everything a service needs to know about its surroundings.
+#[derive(Clone)]
+pub struct Context {
+    pub kafka: ledger_kafka::KafkaConfig,
+    pub config: Arc<ledger_core::ProductConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Kafka(#[from] ledger_kafka::KafkaError),
+    #[error("kafka: {0}")]
+    Rdkafka(#[from] ledger_kafka::rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Store(#[from] ledger_store::StoreError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Scenario(#[from] ledger_core::scenario::ScenarioError),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// The four services, in the order `loanctl up` starts them.
+pub fn handlers() -> Vec<Arc<dyn Handler>> {
+    vec![
+        Arc::new(origination::Origination),
+        Arc::new(repayment::Repayment),
+        Arc::new(collections::Collections),
+        Arc::new(accrual::Accrual),
+    ]
+}
+
+pub fn handler(name: &str) -> Option<Arc<dyn Handler>> {
+    handlers().into_iter().find(|h| h.name() == name)
+}
+
+/// The input topic of a kind of input.
+pub fn input_topic(kind: InputKind) -> &'static str {
+    match kind {
+        InputKind::Application => topics::APPLICATIONS,
+        InputKind::Repayment => topics::REPAYMENTS,
+        InputKind::Collections => topics::ACTIONS,
+    }
+}
+
+/// The consumer group a service reads its input topic with (its committed offsets are
+/// what `feed` waits on).
+pub fn input_group(service: &str) -> String {
+    format!("ledger-{service}")
+}
+
+/// The consumer group a reader of loan.events commits its positions under.
+pub fn events_group(reader: &str) -> String {
+    format!("ledger-{reader}-events")
+}
+
+/// Every reader of loan.events that `loanctl up` runs (the services and the projector).
+pub fn event_readers() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = handlers().iter().map(|h| h.name()).collect();
+    names.push(projection::NAME);
+    names
+}
+
+/// "topic/partition/offset": where an input came from (a fact's `source`).
+pub fn source(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}/{partition}/{offset}")
+}
+
+/// Every topic the ledger uses: inputs, loan.events, outputs and dead-letter topics.
+pub fn all_topics() -> Vec<String> {
+    let mut names: Vec<String> = topics::ALL.iter().map(|t| t.to_string()).collect();
+    for input in [topics::APPLICATIONS, topics::REPAYMENTS, topics::ACTIONS, topics::EVENTS] {
+        names.push(topics::dlq(input));
+    }
+    names
+}
+
+/// Creates every topic (idempotent).
+pub async fn create_topics(kafka: &ledger_kafka::KafkaConfig, partitions: i32) -> Result<()> {
+    let names = all_topics();
+    let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
+    ledger_kafka::create_topics(kafka, &list).await?;
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! The projector: folds loan.events into the sled read models (the rows of the
+//! `projector` crate), storing its positions in the same batch as the rows they
+//! produced.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ledger_kafka::topics;
+use ledger_store::{Changes, StoreTree};
+use tokio::sync::watch;
+
+use crate::follower::Follower;
+use crate::{events_group, Context, Result};
+
+pub const NAME: &str = "projector";
+
+const IDLE_POLL: Duration = Duration::from_millis(25);
+const BATCH_FACTS: usize = 2_000;
+
+/// A running projection: its follower and what it has stored.
+pub struct Projection {
+    follower: Follower,
+    producer: ledger_kafka::rdkafka::producer::FutureProducer,
+    stored: BTreeMap<i32, i64>,
+    tree: StoreTree,
+}
+
+impl Projection {
+    pub fn new(ctx: &Context, tree: StoreTree, group: &str) -> Result<Projection> {
+        let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
+        let follower = Follower::new(&kafka, group, ctx.config.clone(), false)?;
+        let stored = tree
+            .positions()?
+            .into_iter()
+            .filter(|((t, _), _)| t == topics::EVENTS)
+            .map(|((_, p), o)| (p, o))
+            .collect();
+        Ok(Projection { follower, producer: kafka.producer()?, stored, tree })
+    }
+
+    pub fn follower(&self) -> &Follower {
+        &self.follower
+    }
+
+    /// Folds up to one batch of new facts and stores the rows they changed with the
+    /// new positions. Returns how many facts it applied (0: caught up).
+    pub async fn step(&mut self) -> Result<usize> {
+        let applied = self.follower.catch_up(BATCH_FACTS).await?;
+        if applied.is_empty() {
+            return Ok(0);
+        }
+        // Records no reader can read go to loan.events.dlq (once: by the projector).
+        for bad in self.follower.take_unreadable() {
+            if bad.offset >= self.stored.get(&bad.partition).copied().unwrap_or(0) {
+                ledger_kafka::dead_letter(&self.producer, topics::EVENTS, bad.partition, bad.offset, None, Some(&bad.payload), &bad.reason).await?;
+            }
+        }
+        let mut changes = Changes::default();
+        let mut reached = BTreeMap::new();
+        for a in &applied {
+            reached.insert(a.partition, a.offset + 1);
+            if a.offset >= self.stored.get(&a.partition).copied().unwrap_or(0) {
+                changes.extend(projector::changes_for(self.follower.ledger(), &a.fact));
+            }
+        }
+        if !changes.is_empty() {
+            changes.extend(projector::portfolio_rows(self.follower.ledger()));
+        }
+        let positions: Vec<(&str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
+        self.tree.commit(&changes, &positions)?;
+        self.stored.extend(reached);
+        self.follower.commit_hint()?;
+        Ok(applied.len())
+    }
+}
+
+/// Runs the projector until `shutdown` turns true.
+pub async fn run_projector(ctx: Context, tree: StoreTree, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut projection = Projection::new(&ctx, tree, &events_group(NAME))?;
+    tracing::info!(service = NAME, "started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if projection.step().await? == 0 {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+    }
+    tracing::info!(service = NAME, "stopped");
+    Ok(())
+}

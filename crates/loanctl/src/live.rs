@@ -1,0 +1,218 @@
+//! The commands that talk to a broker: topics, up, run, open, close-day, feed, export,
+//! digest, replay, demo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use ledger_core::{Date, ProductConfig};
+use ledger_kafka::KafkaConfig;
+use ledger_runtime::follower::Follower;
+use ledger_runtime::{control, feed, http, projection, replay, service, Context};
+use ledger_store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Where the broker is and how to reach it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BrokerArgs {
+    /// Kafka bootstrap servers (default: $LEDGER_KAFKA_BROKERS, else 127.0.0.1:9092).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// Extra librdkafka property (repeatable), e.g. -X security.protocol=SASL_SSL.
+    /// LEDGER_KAFKA_<NAME> environment variables set properties too.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub property: Vec<String>,
+}
+
+impl BrokerArgs {
+    pub fn context(&self, config: Arc<ProductConfig>) -> anyhow::Result<Context> {
+        let kafka = KafkaConfig::from_env_and_args(self.brokers.as_deref(), "loanctl", &self.property)?;
+        Ok(Context { kafka, config })
+    }
+}
+
+/// Creates every topic (idempotent).
+pub async fn topics_create(ctx: &Context, partitions: i32) -> anyhow::Result<()> {
+    ledger_runtime::create_topics(&ctx.kafka, partitions).await?;
+    Ok(())
+}
+
+/// Runs the named services (all of them for `up`) and the projector with its HTTP API,
+/// until Ctrl-C or SIGTERM; then drains and stops.
+pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    for name in names {
+        if *name == projection::NAME {
+            let tree = store.tree(projection::NAME)?;
+            if let Some(addr) = http_addr {
+                let listener = http::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                eprintln!("loanctl: HTTP API on http://{} (GET /v1/export, /v1/portfolio, /v1/loans/ID, ...)", listener.local_addr()?);
+                let (tree, stopped) = (tree.clone(), stopped.clone());
+                tasks.spawn(async move { Ok(http::serve(listener, tree, stopped).await?) });
+            }
+            let (ctx, stopped) = (ctx.clone(), stopped.clone());
+            tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, stopped).await?) });
+        } else {
+            let handler = ledger_runtime::handler(name).with_context(|| format!("no service named {name}"))?;
+            let tree = store.tree(name)?;
+            let (ctx, stopped) = (ctx.clone(), stopped.clone());
+            tasks.spawn(async move { Ok(service::run_service(handler, ctx, tree, stopped).await?) });
+        }
+    }
+    eprintln!("loanctl: running {} against {} (data in {}); Ctrl-C stops", names.join(", "), ctx.kafka.brokers, data.display());
+    let mut failure = None;
+    tokio::select! {
+        _ = shutdown_signal() => eprintln!("loanctl: stopping (finishing the messages in hand)"),
+        Some(done) = tasks.join_next() => {
+            failure = Some(match done {
+                Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!(e),
+            });
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            failure.get_or_insert(e);
+        }
+    }
+    store.flush()?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub fn all_services() -> Vec<&'static str> {
+    ledger_runtime::event_readers()
+}
+
+pub async fn open(ctx: &Context, date: Date) -> anyhow::Result<()> {
+    let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
+    control::open(&mut view, &ctx.kafka.producer()?, date).await?;
+    println!("{}", serde_json::json!({"opened": date.to_string()}));
+    Ok(())
+}
+
+pub async fn close_day(ctx: &Context, date: Option<Date>) -> anyhow::Result<()> {
+    let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
+    let closed = control::close_day(&mut view, &ctx.kafka.producer()?, date).await?;
+    println!("{}", serde_json::json!({"closed": closed.to_string(), "business_date": closed.next().to_string()}));
+    Ok(())
+}
+
+pub async fn feed_file(ctx: &Context, file: &Path, wait_seconds: u64) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut last_shown = 0usize;
+    let report = feed::feed(ctx, &text, Duration::from_secs(wait_seconds), |done, total| {
+        if done == total || done >= last_shown + 500 {
+            eprintln!("loanctl: fed {done}/{total} inputs");
+            last_shown = done;
+        }
+    })
+    .await
+    .with_context(|| format!("feeding {}", file.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({"inputs": report.inputs, "published": report.published, "day_closes": report.day_closes, "seconds": format!("{:.1}", report.seconds)})
+    );
+    Ok(())
+}
+
+pub async fn get_json(api: &str, path: &str) -> anyhow::Result<String> {
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let (status, body) = http::get(&url).await.with_context(|| format!("GET {url}"))?;
+    if status != 200 {
+        bail!("GET {url}: HTTP {status}: {}", body.trim());
+    }
+    Ok(body)
+}
+
+pub async fn replay_into(ctx: &Context, data: &Path) -> anyhow::Result<()> {
+    if data.exists() && std::fs::read_dir(data)?.next().is_some() {
+        bail!("{} is not empty: replay rebuilds into an empty folder", data.display());
+    }
+    std::fs::create_dir_all(data)?;
+    let store = Store::open(data)?;
+    let tree = store.tree(projection::NAME)?;
+    let mut last = 0u64;
+    let report = replay::replay(ctx, tree, |done, total| {
+        if done == total || done >= last + 5_000 {
+            eprint!("\r{}", progress_bar(done, total));
+            last = done;
+        }
+    })
+    .await?;
+    eprintln!();
+    store.flush()?;
+    eprintln!("loanctl: replayed {} facts in {:.1} s into {}", report.facts, report.seconds, data.display());
+    println!("{}", report.digest);
+    Ok(())
+}
+
+fn progress_bar(done: u64, total: u64) -> String {
+    let width = 40u64;
+    let filled = if total == 0 { width } else { (done.min(total) * width) / total };
+    format!("[{}{}] {done}/{total} records", "#".repeat(filled as usize), "-".repeat((width - filled) as usize))
+}
+
+/// The zero-install quick start: an in-process mock broker, every service, a generated
+/// portfolio fed through the topics, a report, and the HTTP API until Ctrl-C.
+pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: u64, days: u64, seed: u64) -> anyhow::Result<()> {
+    eprintln!("loanctl demo: starting librdkafka's in-process mock broker. It keeps NOTHING after this process exits;");
+    eprintln!("              for a durable broker see README \"Against a real broker\".");
+    let partitions = 3;
+    let names = ledger_runtime::all_topics();
+    let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
+    let broker = ledger_kafka::MockBroker::start(&list)?;
+    let ctx = Context { kafka: broker.config("loanctl-demo"), config };
+    let data: PathBuf = std::env::temp_dir().join(format!("loanctl-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let services_ctx = ctx.clone();
+    let services_data = data.clone();
+    let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), Some(http_addr)).await });
+    let scenario: String = ledger_sim::generate(&ledger_sim::Profile::new(seed, merchants, days))
+        .iter()
+        .map(|i| ledger_sim::to_line(i) + "\n")
+        .collect();
+    eprintln!("loanctl demo: feeding {merchants} merchants over {days} business days through the topics ...");
+    let mut last = 0;
+    let report = feed::feed(&ctx, &scenario, Duration::from_secs(120), |done, total| {
+        if done == total || done >= last + 1_000 {
+            eprintln!("loanctl demo: {done}/{total} inputs processed");
+            last = done;
+        }
+    })
+    .await?;
+    let api = format!("http://{http_addr}");
+    let portfolio = get_json(&api, "/v1/portfolio").await?;
+    println!("{portfolio}");
+    eprintln!(
+        "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
+        report.inputs, report.day_closes, report.seconds
+    );
+    let result = services.await?;
+    let _ = std::fs::remove_dir_all(&data);
+    drop(broker);
+    result
+}

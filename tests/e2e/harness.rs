@@ -1,0 +1,194 @@
+//! Test harness: a real Tansu broker per test (started by the project's own
+//! scripts/dev-broker on a free port, memory storage) and the real `loanctl` binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+pub fn loanctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loanctl"))
+}
+
+/// A fresh temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("loanledger-e2e-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Tansu broker of this test's own.
+pub struct Broker {
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let dir = TempDir::new("broker");
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/dev-broker"))
+            .args(["start", "--memory", "--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .args(["--wait", "90"])
+            .status()
+            .expect("running scripts/dev-broker");
+        assert!(
+            status.success(),
+            "scripts/dev-broker could not start Tansu on port {port}; run scripts/test, which installs it (see {}/broker.log)",
+            dir.path().display()
+        );
+        Broker { port, dir }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/dev-broker"))
+            .args(["stop", "--port", &self.port.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// `loanctl up` as a child process; killed (SIGKILL) on drop if still running.
+pub struct Up {
+    child: Child,
+    pub api: String,
+}
+
+impl Up {
+    pub fn start(brokers: &str, data: &Path, http_port: u16) -> Up {
+        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        let child = loanctl()
+            .args(["up", "--brokers", brokers, "--partitions", "3", "--http", &format!("127.0.0.1:{http_port}"), "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn,ledger_runtime=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting loanctl up");
+        let up = Up { child, api: format!("http://127.0.0.1:{http_port}") };
+        up.wait_healthy(Duration::from_secs(60));
+        up
+    }
+
+    fn wait_healthy(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = loanctl().args(["export", "--api", &self.api]).output().unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "loanctl up did not serve {} in time: {}", self.api, String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// Ctrl-C equivalent: SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "loanctl up exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("loanctl up did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("running a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn stdout_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `loanctl simulate FILE` (the in-process fold): export and digest.
+pub fn simulate(file: &Path) -> (serde_json::Value, String) {
+    let export = stdout_json(&run_ok(loanctl().arg("simulate").arg(file)));
+    let digest = stdout_line(&run_ok(loanctl().arg("simulate").arg("--digest").arg(file)));
+    (export, digest)
+}
+
+pub fn feed(brokers: &str, file: &Path) -> Output {
+    run_ok(loanctl().args(["feed", "--wait-seconds", "120", "--brokers", brokers]).arg(file))
+}
+
+pub fn export(api: &str) -> serde_json::Value {
+    stdout_json(&run_ok(loanctl().args(["export", "--api", api])))
+}
+
+pub fn digest(api: &str) -> String {
+    stdout_line(&run_ok(loanctl().args(["digest", "--api", api])))
+}
+
+pub fn replay(brokers: &str, data: &Path) -> String {
+    stdout_line(&run_ok(loanctl().args(["replay", "--brokers", brokers, "--data"]).arg(data)))
+}
+
+/// Writes a generated scenario to `dir/name.jsonl`.
+pub fn generated(dir: &Path, name: &str, seed: u64, merchants: u64, days: u64) -> PathBuf {
+    let out = run_ok(loanctl().args(["generate", "--seed", &seed.to_string(), "--merchants", &merchants.to_string(), "--days", &days.to_string()]));
+    let path = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}

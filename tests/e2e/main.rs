@@ -1,0 +1,258 @@
+//! End-to-end tests against a real Kafka-protocol broker (Tansu, installed and started
+//! by scripts/dev-broker) and the real `loanctl` binary: every service in `loanctl up`,
+//! inputs through the real topics, read models in sled, the HTTP API.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use harness::*;
+use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use ledger_kafka::rdkafka::message::Headers;
+use ledger_kafka::rdkafka::producer::FutureRecord;
+use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
+use ledger_kafka::{topics, KafkaConfig, OffsetProbe};
+use ledger_proto::{pb, FromProto};
+
+/// Every message of `topic`: (key, payload, headers as text).
+fn read_topic(brokers: &str, topic: &str) -> Vec<(String, Vec<u8>, BTreeMap<String, String>)> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let kafka = KafkaConfig::new(brokers, "e2e-reader");
+        let probe = OffsetProbe::new(&kafka).unwrap();
+        let ends = probe.end_offsets(topic).unwrap();
+        let consumer: StreamConsumer = kafka.consumer(&format!("e2e-reader-{}", free_port())).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in ends.keys() {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut positions: BTreeMap<i32, i64> = ends.keys().map(|p| (*p, 0)).collect();
+        let mut out = Vec::new();
+        while ends.iter().any(|(p, e)| positions[p] < *e) {
+            let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("topic read timed out").unwrap();
+            positions.insert(m.partition(), m.offset() + 1);
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).to_string())).collect())
+                .unwrap_or_default();
+            out.push((String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(), m.payload().unwrap_or_default().to_vec(), headers));
+        }
+        out
+    })
+}
+
+fn produce(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let producer = KafkaConfig::new(brokers, "e2e-producer").producer().unwrap();
+        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
+        producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    });
+}
+
+/// Feeds `file` through `loanctl up`, then checks the live export and digest against
+/// `loanctl simulate`, and a replay into an empty folder against the live digest.
+fn feed_and_compare(broker: &Broker, up: &Up, file: &Path, work: &Path) {
+    let (expected, expected_digest) = simulate(file);
+    feed(&broker.brokers(), file);
+    let live = export(&up.api);
+    assert_eq!(live, expected, "live export differs from loanctl simulate for {}", file.display());
+    let live_digest = digest(&up.api);
+    assert_eq!(live_digest, expected_digest, "live digest differs from the in-process fold");
+    let replayed = replay(&broker.brokers(), &work.join("replay"));
+    assert_eq!(replayed, live_digest, "replay into an empty folder gives another digest");
+}
+
+#[test]
+fn golden_scenarios_through_the_broker_equal_simulate_and_replay() {
+    for name in ["spec-example", "overdue-cure", "writeoff-recovery", "limits-and-orders", "npl-blacklist", "first-month"] {
+        // A fresh ledger for each (the topics have fixed names): a broker each.
+        let broker = Broker::start();
+        let dir = TempDir::new(name);
+        let up = Up::start(&broker.brokers(), &dir.path().join("data"), free_port());
+        feed_and_compare(&broker, &up, &repo_root().join(format!("tests/scenarios/{name}.jsonl")), dir.path());
+        up.stop();
+    }
+}
+
+#[test]
+fn generated_portfolio_through_the_broker_equals_simulate() {
+    let broker = Broker::start();
+    let work = TempDir::new("generated");
+    let file = generated(work.path(), "portfolio", 11, 40, 75);
+    let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
+    feed_and_compare(&broker, &up, &file, work.path());
+    up.stop();
+}
+
+/// Notices on an output topic, deduplicated by event id; a duplicate must carry the
+/// same content as the first copy.
+fn notices(brokers: &str, topic: &str) -> (usize, BTreeMap<String, Vec<u8>>) {
+    let messages = read_topic(brokers, topic);
+    let mut by_id: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (_, payload, _) in &messages {
+        let id = match topic {
+            t if t == topics::ACCRUALS => ledger_proto::decode::<pb::AccrualPosting>(payload).unwrap().event_id,
+            t if t == topics::OVERDUE => ledger_proto::decode::<pb::CollectionsNotice>(payload).unwrap().event_id,
+            _ => ledger_proto::decode::<pb::RepaymentReceipt>(payload).unwrap().event_id,
+        };
+        assert!(!id.is_empty(), "{topic}: a notice without an event id");
+        if let Some(first) = by_id.get(&id) {
+            assert_eq!(first, payload, "{topic}: two different notices share the id {id}");
+        }
+        by_id.insert(id, payload.clone());
+    }
+    (messages.len(), by_id)
+}
+
+#[test]
+fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
+    let broker = Broker::start();
+    let work = TempDir::new("sigkill");
+    let file = generated(work.path(), "kill", 5, 30, 60);
+    let (expected, expected_digest) = simulate(&file);
+    let data = work.path().join("data");
+    let api_port = free_port();
+    let up = Up::start(&broker.brokers(), &data, api_port);
+    let mut feeder = loanctl()
+        .args(["feed", "--wait-seconds", "180", "--brokers", &broker.brokers()])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill every service three times at different moments of the feed.
+    let mut up = Some(up);
+    for pause_ms in [1500u64, 2300, 3100] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        up.take().unwrap().kill();
+        up = Some(Up::start(&broker.brokers(), &data, api_port));
+    }
+    let status = feeder.wait().unwrap();
+    assert!(status.success(), "feed failed after the services were killed and restarted");
+    let up = up.unwrap();
+    assert_eq!(export(&up.api), expected, "export after SIGKILLs differs from loanctl simulate");
+    assert_eq!(digest(&up.api), expected_digest);
+
+    // Nothing lost on the output topics: every notice the fold derives is there (by
+    // content), and copies re-sent after a restart carry the same id.
+    let (_, accruals) = notices(&broker.brokers(), topics::ACCRUALS);
+    let (_, overdue) = notices(&broker.brokers(), topics::OVERDUE);
+    let (_, receipts) = notices(&broker.brokers(), topics::RECEIPTS);
+    let mut sink = Vec::new();
+    let (ledger, _) = ledger_core::scenario::run(
+        &std::fs::read_to_string(&file).unwrap(),
+        std::sync::Arc::new(ledger_core::ProductConfig::default()),
+        &mut sink,
+    )
+    .unwrap();
+    drop(ledger);
+    let expected_accruals = sink.iter().filter(|d| matches!(d, ledger_core::Derived::Accrual(_))).count();
+    let expected_overdue = sink
+        .iter()
+        .filter(|d| matches!(d, ledger_core::Derived::Overdue(_) | ledger_core::Derived::AutoBlacklisted { .. }))
+        .count();
+    let expected_receipts = sink.iter().filter(|d| matches!(d, ledger_core::Derived::Receipt(_))).count();
+    assert_eq!(accruals.len(), expected_accruals, "accrual postings lost or doubled");
+    assert_eq!(overdue.len(), expected_overdue, "overdue notices lost or doubled");
+    // Receipts: one per payment fact, plus one DUPLICATE receipt per re-sent payment.
+    let duplicates = receipts
+        .values()
+        .filter(|p| ledger_proto::decode::<pb::RepaymentReceipt>(p).unwrap().status == pb::ReceiptStatus::Duplicate as i32)
+        .count();
+    assert_eq!(receipts.len() - duplicates, expected_receipts, "receipts lost or doubled");
+    // The postings add up to the income in the export.
+    let interest: rust_decimal::Decimal = accruals
+        .values()
+        .map(|p| ledger_proto::decode::<pb::AccrualPosting>(p).unwrap().interest.parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    let income: rust_decimal::Decimal = expected["portfolio"]["interest_income"].as_str().unwrap().parse().unwrap();
+    assert_eq!(interest, income, "the interest postings add up to the interest income");
+    up.stop();
+}
+
+#[test]
+fn malformed_message_goes_to_the_dlq_and_unknown_loan_is_refused() {
+    let broker = Broker::start();
+    let work = TempDir::new("dlq");
+    let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
+    let file = repo_root().join("tests/scenarios/spec-example.jsonl");
+    feed(&broker.brokers(), &file);
+    let before = export(&up.api);
+
+    // Bytes that are no Repayment message, then a payment for a loan nobody has.
+    produce(&broker.brokers(), topics::REPAYMENTS, "A1", b"\xff\xff not protobuf \x00");
+    let unknown = pb::Repayment { payment_id: "PX".into(), loan_id: "NO-SUCH-LOAN".into(), amount: "10.00".into(), currency: String::new() };
+    produce(&broker.brokers(), topics::REPAYMENTS, "NO-SUCH-LOAN", &ledger_proto::encode(&unknown));
+    // A valid payment afterwards shows the service kept running.
+    let good = pb::Repayment { payment_id: "PG".into(), loan_id: "A1".into(), amount: "1.00".into(), currency: "CNY".into() };
+    produce(&broker.brokers(), topics::REPAYMENTS, "A1", &ledger_proto::encode(&good));
+    wait_until(Duration::from_secs(60), || export(&up.api)["payments"].as_array().unwrap().iter().any(|p| p["payment_id"] == "PG"));
+
+    let dlq = read_topic(&broker.brokers(), &topics::dlq(topics::REPAYMENTS));
+    assert_eq!(dlq.len(), 1, "exactly the malformed message is dead-lettered");
+    let (_, payload, headers) = &dlq[0];
+    assert_eq!(payload.as_slice(), b"\xff\xff not protobuf \x00", "the DLQ keeps the original bytes");
+    assert!(headers["dlq.reason"].contains("cannot read payments.repayments"), "{headers:?}");
+    assert_eq!(headers["dlq.source.topic"], topics::REPAYMENTS);
+
+    let receipts: Vec<pb::RepaymentReceipt> =
+        read_topic(&broker.brokers(), topics::RECEIPTS).iter().map(|(_, p, _)| ledger_proto::decode(p).unwrap()).collect();
+    let refused = receipts.iter().find(|r| r.payment_id == "PX").expect("a receipt for PX");
+    assert_eq!(refused.status, pb::ReceiptStatus::Rejected as i32);
+    assert_eq!(ledger_core::state::PaymentRecord::from_proto(refused.clone()).unwrap().reason, Some(ledger_core::Reason::UnknownLoan));
+
+    let after = export(&up.api);
+    assert_eq!(after["loans"][0]["principal_outstanding"], "19899.00", "only the good payment changed the loan");
+    assert_eq!(after["borrowers"], before["borrowers"]);
+    let px = after["payments"].as_array().unwrap().iter().find(|p| p["payment_id"] == "PX").unwrap();
+    assert_eq!((px["status"].as_str(), px["reason"].as_str()), (Some("REJECTED"), Some("UNKNOWN_LOAN")));
+    up.stop();
+}
+
+#[test]
+fn collections_consumer_sees_overdue_bucket_change_and_cure_with_amounts() {
+    let broker = Broker::start();
+    let work = TempDir::new("overdue");
+    let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
+    feed(&broker.brokers(), &repo_root().join("tests/scenarios/overdue-cure.jsonl"));
+    // Wait until every reader is done (feed does), then read loan.overdue as the
+    // collections team would.
+    let notices: Vec<pb::OverdueNotice> = read_topic(&broker.brokers(), topics::OVERDUE)
+        .iter()
+        .filter_map(|(_, p, _)| match ledger_proto::decode::<pb::CollectionsNotice>(p).unwrap().notice {
+            Some(pb::collections_notice::Notice::Overdue(o)) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let summary: BTreeSet<(String, u32, String, String, String, String, String)> = notices
+        .iter()
+        .map(|n| {
+            let kind = pb::NoticeKind::try_from(n.kind).map(|k| k.as_str_name().to_string()).unwrap_or_default();
+            (kind, n.dpd, pb::Bucket::try_from(n.bucket).unwrap().as_str_name().to_string(), n.date.clone(), n.principal_owed.clone(), n.interest_owed.clone(), n.penalty_owed.clone())
+        })
+        .collect();
+    let s = |x: &str| x.to_string();
+    // Worked out in tests/scenarios/README.md (overdue-cure).
+    let expected: BTreeSet<_> = [
+        (s("LOAN_OVERDUE"), 1, s("M1"), s("2026-03-06"), s("2000.00"), s("6.00"), s("1.80")),
+        (s("BUCKET_CHANGED"), 31, s("M2"), s("2026-04-05"), s("2000.00"), s("6.00"), s("55.80")),
+        (s("LOAN_CURED"), 32, s("CURRENT"), s("2026-04-07"), s("0.00"), s("0.00"), s("0.00")),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(summary, expected);
+    assert!(notices.iter().all(|n| n.loan_id == "A1" && n.borrower_id == "B1"));
+    up.stop();
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "condition not reached within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
