@@ -1,0 +1,27 @@
+//! projector: the read models loan.events is folded into, and the queries the HTTP API
+//! serves.
+//!
+//! The runtime folds facts into a [`Ledger`] (the one fold of ledger-core), and after
+//! applying them asks [`changes_for`] which rows they changed; it commits those rows
+//! together with its consumed offsets in one [`ledger_store::StoreTree::commit`].
+//! Rows are always rebuilt from the ledger's *current* state, never from the fact
+//! itself, so the changes of a fact may be computed after later facts of the same batch
+//! were applied: the batch is committed as a whole and its rows end up as the ledger is.
+//!
+//! The queries ([`export`], [`digest`], [`loan`], [`borrower`], [`portfolio`],
+//! [`overdue`]) read only the rows, so a process that serves them needs no ledger in
+//! memory; [`route`] maps HTTP requests onto them.
+//!
+//! This crate does no Kafka and no async: it is called by the runtime and tested
+//! against real sled databases without a broker.
+
+mod query;
+mod route;
+mod rows;
+
+pub use query::{borrower, business_date, digest, export, loan, overdue, portfolio, BorrowerDetail, QueryError};
+pub use route::route;
+pub use rows::{changes_for, changes_for_book, keys, portfolio_rows};
+
+#[doc(no_inline)]
+pub use ledger_core::Ledger;

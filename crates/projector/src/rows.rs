@@ -1,0 +1,324 @@
+//! The rows: what each fact changed, rebuilt from the ledger's current state.
+//!
+//! Row layout (keys ASCII prefixes with ids appended raw, so that sled's bytewise key
+//! order is the export's order by id; values JSON unless said otherwise):
+//!
+//! | key | value |
+//! |---|---|
+//! | `loan/{loan_id}` | [`LoanView`](ledger_core::export::LoanView) |
+//! | `exact/{loan_id}` | [`ExactAccrual`] (the exact accumulators the digest needs) |
+//! | `borrower/{borrower_id}` | [`BorrowerView`](ledger_core::export::BorrowerView) |
+//! | `borrower_loans/{borrower_id}/{loan_id}` | empty (index: a borrower's loans) |
+//! | `application/{application_id}` | [`ApplicationView`](ledger_core::export::ApplicationView) |
+//! | `payment/{payment_id}` | [`PaymentView`](ledger_core::export::PaymentView) |
+//! | `action/{action_id}` | [`ActionView`](ledger_core::export::ActionView) |
+//! | `order/{order_id}` | empty (a financed order) |
+//! | `overdue/{M1,M2,M3,NPL}/{loan_id}` | empty (an ACTIVE loan with DPD > 0, in its bucket) |
+//! | `meta/business_date` | the open business date, or null |
+//! | `portfolio` | [`ledger_core::export::PortfolioReport`] |
+//!
+//! The store keeps its positions under `pos/` in the same tree; no row here starts with
+//! that prefix.
+
+use std::collections::BTreeSet;
+
+use ledger_core::export::{loan_view, ActionView, ApplicationView, BorrowerView, ExactAccrual, PaymentView};
+use ledger_core::fact::{ActionEffect, Fact};
+use ledger_core::money::format_fixed;
+use ledger_core::state::{ActionRecord, ApplicationRecord, Book, Borrower, Loan, PaymentRecord};
+use ledger_core::{Ledger, LoanStatus};
+use ledger_store::Changes;
+
+/// Row keys. Ids are appended raw: an id may contain any character, '/' included.
+pub mod keys {
+    use ledger_core::Bucket;
+
+    pub const LOAN: &str = "loan/";
+    pub const EXACT: &str = "exact/";
+    pub const BORROWER: &str = "borrower/";
+    pub const BORROWER_LOANS: &str = "borrower_loans/";
+    pub const APPLICATION: &str = "application/";
+    pub const PAYMENT: &str = "payment/";
+    pub const ACTION: &str = "action/";
+    pub const ORDER: &str = "order/";
+    pub const OVERDUE: &str = "overdue/";
+    pub const BUSINESS_DATE: &str = "meta/business_date";
+    pub const PORTFOLIO: &str = "portfolio";
+
+    /// The buckets a loan can be overdue in, in key (and DPD) order.
+    pub const OVERDUE_BUCKETS: [Bucket; 4] = [Bucket::M1, Bucket::M2, Bucket::M3, Bucket::Npl];
+
+    /// `{prefix}{id}`.
+    pub fn of(prefix: &str, id: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(prefix.len() + id.len());
+        key.extend_from_slice(prefix.as_bytes());
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+
+    /// `overdue/{BUCKET}/`.
+    pub fn overdue_prefix(bucket: Bucket) -> Vec<u8> {
+        format!("{OVERDUE}{}/", bucket.as_str()).into_bytes()
+    }
+
+    /// `overdue/{BUCKET}/{loan_id}`.
+    pub fn overdue(bucket: Bucket, loan_id: &str) -> Vec<u8> {
+        let mut key = overdue_prefix(bucket);
+        key.extend_from_slice(loan_id.as_bytes());
+        key
+    }
+
+    /// `borrower_loans/{borrower_id}/`.
+    pub fn borrower_loans_prefix(borrower_id: &str) -> Vec<u8> {
+        let mut key = of(BORROWER_LOANS, borrower_id);
+        key.push(b'/');
+        key
+    }
+
+    /// `borrower_loans/{borrower_id}/{loan_id}`. Because ids may contain '/', a scan of
+    /// one borrower's prefix can also meet loans of a borrower whose id extends it
+    /// ("B1" and "B1/x"): readers check the loan's own borrower_id.
+    pub fn borrower_loan(borrower_id: &str, loan_id: &str) -> Vec<u8> {
+        let mut key = borrower_loans_prefix(borrower_id);
+        key.extend_from_slice(loan_id.as_bytes());
+        key
+    }
+}
+
+/// The rows that changed when `fact` was applied to `ledger`.
+///
+/// Call it after the apply; later facts may have been applied too (see the crate docs).
+/// A day close rewrites the ACTIVE loans of every book; [`changes_for_book`] limits that
+/// to the book the fact was applied to, and is what a partitioned reader should use.
+///
+/// Precondition (for this function, [`changes_for_book`] and [`portfolio_rows`]): the
+/// ledger has folded every partition at least as far as the positions whose rows are
+/// already stored. A process that stored only what it folded always satisfies it; one
+/// that restarts must first re-fold every partition up to its stored position before it
+/// computes rows again. Otherwise rows that span books (a day close's loans here, the
+/// business date, the portfolio) would be rebuilt from a book still behind what is
+/// stored, and overwrite newer rows with older ones.
+pub fn changes_for(ledger: &Ledger, fact: &Fact) -> Changes {
+    changes(ledger, Scope::Ledger, fact)
+}
+
+/// As [`changes_for`], for a fact applied to the book of `partition`
+/// (`ledger.apply(partition, fact, ..)`): rows are looked up in that book only, and a
+/// day close rewrites only that book's loans, which is all it changed (with N
+/// partitions, [`changes_for`] rewrites every ACTIVE loan N times per business day).
+pub fn changes_for_book(ledger: &Ledger, partition: u32, fact: &Fact) -> Changes {
+    match ledger.books().get(&partition) {
+        Some(book) => changes(ledger, Scope::Book(book), fact),
+        // Nothing was applied to a book that does not exist.
+        None => Changes::new(),
+    }
+}
+
+/// The `portfolio` row: the portfolio report over the whole ledger (same precondition
+/// as [`changes_for`]). A scan of every loan to compute, so the runtime writes it once
+/// per batch.
+pub fn portfolio_rows(ledger: &Ledger) -> Changes {
+    let mut changes = Changes::new();
+    changes.put(keys::PORTFOLIO, json(&ledger.portfolio_report()));
+    changes
+}
+
+/// Where the rows of a fact are looked up.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// Every book (a fact whose partition is not known).
+    Ledger,
+    /// The book the fact was applied to.
+    Book(&'a Book),
+}
+
+fn changes(ledger: &Ledger, scope: Scope<'_>, fact: &Fact) -> Changes {
+    let mut rows = Rows { ledger, scope, changes: Changes::new() };
+    match fact {
+        Fact::Opened { .. } => rows.business_date(),
+        Fact::ApplicationDecided(d) => {
+            rows.application(&d.application_id);
+            rows.borrower(&d.borrower_id);
+            if let Some(disbursement) = &d.disbursement {
+                rows.loan(&disbursement.loan_id);
+                for order_id in &disbursement.order_ids {
+                    rows.order(order_id);
+                }
+            }
+        }
+        Fact::RepaymentAccepted { payment_id, loan_id, .. } => {
+            rows.payment(payment_id);
+            rows.loan(loan_id);
+        }
+        // A refused payment changes no loan (and an unknown loan's id may later be
+        // disbursed on another partition: its rows are not this fact's to write).
+        Fact::RepaymentRefused { payment_id, .. } => rows.payment(payment_id),
+        Fact::DayClosed { .. } => {
+            match scope {
+                Scope::Book(book) => rows.day_closed(book),
+                Scope::Ledger => ledger.books().values().for_each(|book| rows.day_closed(book)),
+            }
+            rows.business_date();
+        }
+        Fact::ActionApplied { action_id, effect } => {
+            rows.action(action_id);
+            match effect {
+                ActionEffect::MarkedMalicious { borrower_id } | ActionEffect::Reinstated { borrower_id } => {
+                    rows.borrower(borrower_id)
+                }
+                ActionEffect::WrittenOff { loan_id, .. } => rows.loan(loan_id),
+            }
+        }
+        Fact::ActionRefused { action_id, .. } => rows.action(action_id),
+    }
+    rows.changes
+}
+
+struct Rows<'a> {
+    ledger: &'a Ledger,
+    scope: Scope<'a>,
+    changes: Changes,
+}
+
+impl<'a> Rows<'a> {
+    /// The first book in scope for which `find` finds something.
+    fn find<T>(&self, find: impl Fn(&'a Book) -> Option<T>) -> Option<T> {
+        match self.scope {
+            Scope::Book(book) => find(book),
+            Scope::Ledger => self.ledger.books().values().find_map(find),
+        }
+    }
+
+    fn business_date(&mut self) {
+        self.changes.put(keys::BUSINESS_DATE, json(&self.ledger.business_date()));
+    }
+
+    fn application(&mut self, id: &str) {
+        if let Some(a) = self.find(|b| b.applications().get(id)) {
+            self.changes.put(keys::of(keys::APPLICATION, id), json(&application_view(a)));
+        }
+    }
+
+    fn payment(&mut self, id: &str) {
+        if let Some(p) = self.find(|b| b.payments().get(id)) {
+            self.changes.put(keys::of(keys::PAYMENT, id), json(&payment_view(p)));
+        }
+    }
+
+    fn action(&mut self, id: &str) {
+        if let Some(a) = self.find(|b| b.actions().get(id)) {
+            self.changes.put(keys::of(keys::ACTION, id), json(&action_view(a)));
+        }
+    }
+
+    fn order(&mut self, order_id: &str) {
+        if self.find(|b| b.financed_orders().contains(order_id).then_some(())).is_some() {
+            self.changes.put(keys::of(keys::ORDER, order_id), Vec::new());
+        }
+    }
+
+    fn borrower(&mut self, id: &str) {
+        if let Some((book, b)) = self.find(|book| book.borrower(id).map(|b| (book, b))) {
+            self.borrower_row(book, b);
+        }
+    }
+
+    /// A loan and its borrower (whose outstanding principal follows the loan's).
+    fn loan(&mut self, id: &str) {
+        if let Some((book, loan)) = self.find(|book| book.loan(id).map(|l| (book, l))) {
+            self.loan_rows(loan);
+            if let Some(b) = book.borrower(&loan.borrower_id) {
+                self.borrower_row(book, b);
+            }
+        }
+    }
+
+    /// A day close changes the accruals, DPD and bucket of every ACTIVE loan of the book
+    /// and can blacklist their borrowers; nothing else (no loan changes status).
+    fn day_closed(&mut self, book: &'a Book) {
+        let mut borrowers = BTreeSet::new();
+        for loan in book.loans().iter().filter(|l| l.status == LoanStatus::Active) {
+            self.loan_rows(loan);
+            borrowers.insert(loan.borrower_id.as_str());
+        }
+        for id in borrowers {
+            if let Some(b) = book.borrower(id) {
+                self.borrower_row(book, b);
+            }
+        }
+    }
+
+    fn loan_rows(&mut self, loan: &Loan) {
+        let id = loan.loan_id.as_str();
+        self.changes.put(keys::of(keys::LOAN, id), json(&loan_view(loan)));
+        let exact = ExactAccrual {
+            loan_id: loan.loan_id.clone(),
+            interest_exact: loan.interest_exact,
+            penalty_exact: loan.penalty_exact,
+        };
+        self.changes.put(keys::of(keys::EXACT, id), json(&exact));
+        self.changes.put(keys::borrower_loan(&loan.borrower_id, id), Vec::new());
+        let overdue_in = loan.is_overdue().then_some(loan.bucket);
+        for bucket in keys::OVERDUE_BUCKETS {
+            let key = keys::overdue(bucket, id);
+            if overdue_in == Some(bucket) {
+                self.changes.put(key, Vec::new());
+            } else {
+                self.changes.delete(key);
+            }
+        }
+    }
+
+    fn borrower_row(&mut self, book: &Book, b: &Borrower) {
+        self.changes.put(keys::of(keys::BORROWER, &b.borrower_id), json(&borrower_view(book, b)));
+    }
+}
+
+// The views below are built as `Ledger::export` builds them (ledger-core inlines them
+// there); the projector's tests compare the reassembled export with the ledger's, so a
+// drift between the two fails a test.
+
+fn borrower_view(book: &Book, b: &Borrower) -> BorrowerView {
+    BorrowerView {
+        borrower_id: b.borrower_id.clone(),
+        credit_line: b.credit_line,
+        outstanding_principal: book.outstanding_of(b),
+        blacklisted: b.blacklisted,
+        malicious: b.malicious,
+    }
+}
+
+fn application_view(a: &ApplicationRecord) -> ApplicationView {
+    ApplicationView {
+        application_id: a.application_id.clone(),
+        borrower_id: a.borrower_id.clone(),
+        decision: if a.approved { "APPROVED" } else { "REJECTED" }.to_string(),
+        score: format_fixed(a.score, 2),
+        reasons: a.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+    }
+}
+
+fn payment_view(p: &PaymentRecord) -> PaymentView {
+    PaymentView {
+        payment_id: p.payment_id.clone(),
+        loan_id: p.loan_id.clone(),
+        status: p.status.as_str().to_string(),
+        penalty: p.penalty,
+        interest: p.interest,
+        principal: p.principal,
+        overpayment: p.overpayment,
+        reason: p.reason.map(|r| r.as_str().to_string()),
+    }
+}
+
+fn action_view(a: &ActionRecord) -> ActionView {
+    ActionView {
+        action_id: a.action_id.clone(),
+        status: if a.applied { "APPLIED" } else { "REJECTED" }.to_string(),
+        reason: a.reason.map(|r| r.as_str().to_string()),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("read model rows serialize")
+}
