@@ -7,6 +7,10 @@
 //! Rows are always rebuilt from the ledger's *current* state, never from the fact
 //! itself, so the changes of a fact may be computed after later facts of the same batch
 //! were applied: the batch is committed as a whole and its rows end up as the ledger is.
+//! The one precondition: the ledger has folded every partition at least as far as the
+//! rows already stored (after a restart, re-fold up to the stored positions before
+//! computing rows again); see [`changes_for`]. A partitioned reader should call
+//! [`changes_for_book`] with the partition it applied the fact to.
 //!
 //! The queries ([`export`], [`digest`], [`loan`], [`borrower`], [`portfolio`],
 //! [`overdue`]) read only the rows, so a process that serves them needs no ledger in
