@@ -23,6 +23,10 @@ pub struct Projection {
     producer: ledger_kafka::rdkafka::producer::FutureProducer,
     stored: BTreeMap<i32, i64>,
     tree: StoreTree,
+    /// Whether every partition was refolded up to its stored position (after a start,
+    /// rows may be written only then: until every book is back where the rows were
+    /// written, rows computed from the ledger would be older than the stored ones).
+    refolded: bool,
 }
 
 impl Projection {
@@ -35,7 +39,7 @@ impl Projection {
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        Ok(Projection { follower, producer: kafka.producer()?, stored, tree })
+        Ok(Projection { follower, producer: kafka.producer()?, stored, tree, refolded: false })
     }
 
     pub fn follower(&self) -> &Follower {
@@ -45,7 +49,16 @@ impl Projection {
     /// Folds up to one batch of new facts and stores the rows they changed with the
     /// new positions. Returns how many facts it applied (0: caught up).
     pub async fn step(&mut self) -> Result<usize> {
-        let applied = self.follower.catch_up(BATCH_FACTS).await?;
+        let mut applied = Vec::new();
+        if !self.refolded {
+            // Facts read on the way that lie beyond their partition's stored position
+            // are handled below like any new fact.
+            self.refolded = true;
+            applied = self.follower.catch_up_to(&self.stored.clone(), usize::MAX).await?;
+        }
+        if applied.is_empty() {
+            applied = self.follower.catch_up(BATCH_FACTS).await?;
+        }
         if applied.is_empty() {
             return Ok(0);
         }
@@ -60,7 +73,8 @@ impl Projection {
         for a in &applied {
             reached.insert(a.partition, a.offset + 1);
             if a.offset >= self.stored.get(&a.partition).copied().unwrap_or(0) {
-                changes.extend(projector::changes_for(self.follower.ledger(), &a.fact));
+                // The rows of the fact's own book: other books may be mid-way.
+                changes.extend(projector::changes_for_book(self.follower.ledger(), a.partition as u32, &a.fact));
             }
         }
         if !changes.is_empty() {
