@@ -1,0 +1,198 @@
+//! Topics and offsets: creating topics, listing partitions, reading end offsets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::error::{KafkaError, Result};
+
+/// Bound on one metadata or offset request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bound on waiting for newly created topics to show up in metadata.
+pub const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Replication factor asked for when creating topics: -1, the broker's own
+/// default (`default.replication.factor` on Apache Kafka 2.4 and later; one on
+/// Tansu, which accepts it). Clusters that need more control create their
+/// topics with their own tooling; [`create_topics`] then finds them present
+/// and leaves them alone.
+pub const REPLICATION_FACTOR: i32 = -1;
+
+/// Creates each `(topic, partitions)` that does not exist yet, then waits
+/// (bounded) until every one of them is visible in metadata, so that the
+/// caller can produce to them at once.
+///
+/// A topic that already exists counts as success, whatever its partition
+/// count; a different count is logged as a warning because keys would then
+/// map to different partitions than the caller expects.
+pub async fn create_topics(config: &KafkaConfig, topics: &[(&str, i32)]) -> Result<()> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin = config.admin()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| {
+            NewTopic::new(
+                name,
+                *partitions,
+                TopicReplication::Fixed(REPLICATION_FACTOR),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(REQUEST_TIMEOUT))
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(KafkaError::Admin)?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "created topic"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(%topic, "topic already exists");
+            }
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code }),
+        }
+    }
+
+    // Metadata and admin requests are separate round trips; wait here rather
+    // than let the first produce fail with an unknown topic. The metadata
+    // calls block, so they run off the async worker threads.
+    let probe = config.probe_consumer()?;
+    let topics: Vec<(String, i32)> = topics
+        .iter()
+        .map(|(name, partitions)| ((*name).to_owned(), *partitions))
+        .collect();
+    match tokio::task::spawn_blocking(move || wait_until_visible(&probe, &topics)).await {
+        Ok(result) => result,
+        Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+    }
+}
+
+fn wait_until_visible(probe: &BaseConsumer, topics: &[(String, i32)]) -> Result<()> {
+    let deadline = Instant::now() + TOPIC_VISIBLE_TIMEOUT;
+    for (topic, partitions_wanted) in topics {
+        let partitions = loop {
+            match partitions_of(probe, topic) {
+                Ok(partitions) if !partitions.is_empty() => break partitions,
+                Ok(_) | Err(KafkaError::UnknownTopic { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(_) | Err(KafkaError::UnknownTopic { .. }) => {
+                    return Err(KafkaError::Timeout {
+                        what: format!("topic {topic} to appear in metadata"),
+                        timeout_ms: millis(TOPIC_VISIBLE_TIMEOUT),
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        };
+        if i32::try_from(partitions.len()).ok() != Some(*partitions_wanted) {
+            tracing::warn!(
+                %topic,
+                partitions_wanted,
+                partitions_found = partitions.len(),
+                "topic exists with a different partition count"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The partition ids of `topic`, ascending. Blocks for at most
+/// [`REQUEST_TIMEOUT`]; from async code call it through
+/// `tokio::task::spawn_blocking` or keep an [`OffsetProbe`].
+pub fn topic_partitions(config: &KafkaConfig, topic: &str) -> Result<Vec<i32>> {
+    OffsetProbe::new(config)?.topic_partitions(topic)
+}
+
+/// The end offset (high watermark: the offset the next message will get) of
+/// every partition of `topic`. Blocks for at most [`REQUEST_TIMEOUT`] per
+/// request; see [`topic_partitions`].
+pub fn end_offsets(config: &KafkaConfig, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    OffsetProbe::new(config)?.end_offsets(topic)
+}
+
+/// A connection kept for repeated metadata and end-offset queries (a reader
+/// catching up before each batch), so that each query costs one round trip
+/// per partition instead of a new connection. Its methods block, bounded by
+/// [`REQUEST_TIMEOUT`].
+pub struct OffsetProbe {
+    consumer: BaseConsumer,
+}
+
+impl OffsetProbe {
+    /// Connects lazily: the first query opens the connection.
+    pub fn new(config: &KafkaConfig) -> Result<Self> {
+        Ok(Self {
+            consumer: config.probe_consumer()?,
+        })
+    }
+
+    /// See [`topic_partitions`].
+    pub fn topic_partitions(&self, topic: &str) -> Result<Vec<i32>> {
+        let partitions = partitions_of(&self.consumer, topic)?;
+        if partitions.is_empty() {
+            return Err(KafkaError::UnknownTopic {
+                topic: topic.to_owned(),
+                reason: "no partitions".to_owned(),
+            });
+        }
+        Ok(partitions)
+    }
+
+    /// See [`end_offsets`]. The answer is the broker's reply to ListOffsets
+    /// (latest), per partition.
+    pub fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let mut ends = BTreeMap::new();
+        for partition in self.topic_partitions(topic)? {
+            let (_low, high) = self
+                .consumer
+                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+                .map_err(|source| KafkaError::Watermarks {
+                    topic: topic.to_owned(),
+                    partition,
+                    source,
+                })?;
+            ends.insert(partition, high);
+        }
+        Ok(ends)
+    }
+}
+
+/// The partitions metadata reports for `topic`, ascending; empty when the
+/// topic exists without partitions (only seen while it is being created).
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Metadata {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+            reason: "absent from metadata".to_owned(),
+        });
+    };
+    if let Some(error) = found.error() {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+            reason: RDKafkaErrorCode::from(error).to_string(),
+        });
+    }
+    let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
