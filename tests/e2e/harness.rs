@@ -1,5 +1,8 @@
 //! Test harness: a real Tansu broker per test (started by the project's own
-//! scripts/dev-broker on a free port, memory storage) and the real `loanctl` binary.
+//! scripts/dev-broker on a free port, SQLite storage in a temporary folder) and the
+//! real `loanctl` binary. Not Tansu's memory storage: in 0.6.0 it reports end offsets
+//! wrongly and loses records for a consumer that resumes inside a batch (see
+//! scripts/dev-broker --help), which is exactly what the ledger's readers do.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -52,7 +55,7 @@ impl Broker {
         let dir = TempDir::new("broker");
         let status = Command::new("bash")
             .arg(repo_root().join("scripts/dev-broker"))
-            .args(["start", "--memory", "--port", &port.to_string(), "--dir"])
+            .args(["start", "--port", &port.to_string(), "--dir"])
             .arg(dir.path())
             .args(["--wait", "90"])
             .status()

@@ -206,7 +206,9 @@ fn malformed_message_goes_to_the_dlq_and_unknown_loan_is_refused() {
     assert_eq!(ledger_core::state::PaymentRecord::from_proto(refused.clone()).unwrap().reason, Some(ledger_core::Reason::UnknownLoan));
 
     let after = export(&up.api);
-    assert_eq!(after["loans"][0]["principal_outstanding"], "19899.00", "only the good payment changed the loan");
+    // Only PG changed the loan: 1.00 against the 11.94 of interest charged at the close.
+    assert_eq!(after["loans"][0]["principal_outstanding"], "19900.00");
+    assert_eq!(after["loans"][0]["interest_owed"], "10.94");
     assert_eq!(after["borrowers"], before["borrowers"]);
     let px = after["payments"].as_array().unwrap().iter().find(|p| p["payment_id"] == "PX").unwrap();
     assert_eq!((px["status"].as_str(), px["reason"].as_str()), (Some("REJECTED"), Some("UNKNOWN_LOAN")));

@@ -211,6 +211,10 @@ impl KafkaConfig {
         );
         set_default(&mut config, "heartbeat.interval.ms", "2000");
         set_default(&mut config, "enable.partition.eof", "false");
+        // The ledger's readers wait on each other (a service decides only after it has
+        // read the fact before); a fetch that idles for librdkafka's default 500 ms
+        // adds that to every step.
+        set_default(&mut config, "fetch.wait.max.ms", "10");
         set_invariants(&mut config, CONSUMER_INVARIANTS);
         config
     }
