@@ -128,6 +128,7 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
     let mut up = Some(up);
     for pause_ms in [1500u64, 2300, 3100] {
         std::thread::sleep(Duration::from_millis(pause_ms));
+        assert!(feeder.try_wait().unwrap().is_none(), "the feed ended before the kill: make the scenario longer");
         up.take().unwrap().kill();
         up = Some(Up::start(&broker.brokers(), &data, api_port));
     }

@@ -11,7 +11,7 @@ use crate::date::Date;
 use crate::ledger::Ledger;
 use crate::model::{Bucket, LoanStatus};
 use crate::money::{format_fixed, Money};
-use crate::state::Loan;
+use crate::state::{ActionRecord, ApplicationRecord, Book, Borrower, Loan, PaymentRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Export {
@@ -162,6 +162,48 @@ pub fn loan_view(l: &Loan) -> LoanView {
     }
 }
 
+
+pub fn borrower_view(book: &Book, b: &Borrower) -> BorrowerView {
+    BorrowerView {
+        borrower_id: b.borrower_id.clone(),
+        credit_line: b.credit_line,
+        outstanding_principal: book.outstanding_of(b),
+        blacklisted: b.blacklisted,
+        malicious: b.malicious,
+    }
+}
+
+pub fn application_view(a: &ApplicationRecord) -> ApplicationView {
+    ApplicationView {
+        application_id: a.application_id.clone(),
+        borrower_id: a.borrower_id.clone(),
+        decision: if a.approved { "APPROVED" } else { "REJECTED" }.to_string(),
+        score: format_fixed(a.score, 2),
+        reasons: a.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+    }
+}
+
+pub fn payment_view(p: &PaymentRecord) -> PaymentView {
+    PaymentView {
+        payment_id: p.payment_id.clone(),
+        loan_id: p.loan_id.clone(),
+        status: p.status.as_str().to_string(),
+        penalty: p.penalty,
+        interest: p.interest,
+        principal: p.principal,
+        overpayment: p.overpayment,
+        reason: p.reason.map(|r| r.as_str().to_string()),
+    }
+}
+
+pub fn action_view(a: &ActionRecord) -> ActionView {
+    ActionView {
+        action_id: a.action_id.clone(),
+        status: if a.applied { "APPLIED" } else { "REJECTED" }.to_string(),
+        reason: a.reason.map(|r| r.as_str().to_string()),
+    }
+}
+
 impl Ledger {
     /// The canonical export: every list sorted by id.
     pub fn export(&self) -> Export {
@@ -171,55 +213,28 @@ impl Ledger {
 
         let mut borrowers: Vec<BorrowerView> = books
             .values()
-            .flat_map(|book| {
-                book.borrowers().values().map(move |b| BorrowerView {
-                    borrower_id: b.borrower_id.clone(),
-                    credit_line: b.credit_line,
-                    outstanding_principal: book.outstanding_of(b),
-                    blacklisted: b.blacklisted,
-                    malicious: b.malicious,
-                })
-            })
+            .flat_map(|book| book.borrowers().values().map(move |b| borrower_view(book, b)))
             .collect();
         borrowers.sort_by(|a, b| a.borrower_id.cmp(&b.borrower_id));
 
         let mut applications: Vec<ApplicationView> = books
             .values()
             .flat_map(|b| b.applications().values())
-            .map(|a| ApplicationView {
-                application_id: a.application_id.clone(),
-                borrower_id: a.borrower_id.clone(),
-                decision: if a.approved { "APPROVED" } else { "REJECTED" }.to_string(),
-                score: format_fixed(a.score, 2),
-                reasons: a.reasons.iter().map(|r| r.as_str().to_string()).collect(),
-            })
+            .map(application_view)
             .collect();
         applications.sort_by(|a, b| a.application_id.cmp(&b.application_id));
 
         let mut payments: Vec<PaymentView> = books
             .values()
             .flat_map(|b| b.payments().values())
-            .map(|p| PaymentView {
-                payment_id: p.payment_id.clone(),
-                loan_id: p.loan_id.clone(),
-                status: p.status.as_str().to_string(),
-                penalty: p.penalty,
-                interest: p.interest,
-                principal: p.principal,
-                overpayment: p.overpayment,
-                reason: p.reason.map(|r| r.as_str().to_string()),
-            })
+            .map(payment_view)
             .collect();
         payments.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
 
         let mut collections_actions: Vec<ActionView> = books
             .values()
             .flat_map(|b| b.actions().values())
-            .map(|a| ActionView {
-                action_id: a.action_id.clone(),
-                status: if a.applied { "APPLIED" } else { "REJECTED" }.to_string(),
-                reason: a.reason.map(|r| r.as_str().to_string()),
-            })
+            .map(action_view)
             .collect();
         collections_actions.sort_by(|a, b| a.action_id.cmp(&b.action_id));
 

@@ -24,7 +24,7 @@
 //! | [`pb::AccrualPosting`] | loan.accruals | [`ledger_core::state::Accrual`] |
 //! | [`pb::CollectionsNotice`] | loan.overdue | [`ledger_core::state::OverdueNotice`], `Derived::AutoBlacklisted` |
 //! | [`pb::RepaymentReceipt`] | loan.receipts | [`ledger_core::state::PaymentRecord`] |
-//! | [`pb::DeadLetter`] | `<input topic>.dlq` | (none) |
+//! | (the original bytes, reason in headers) | `<input topic>.dlq` | (none) |
 //!
 //! [`Input`]: ledger_core::Input
 //! [`Fact`]: ledger_core::Fact

@@ -342,17 +342,3 @@ fn errors_read_well_in_a_dead_letter() {
     );
 }
 
-#[test]
-fn dead_letters_keep_the_original_bytes() {
-    let letter = pb::DeadLetter {
-        source_topic: "payments.repayments".into(),
-        partition: 3,
-        offset: 1042,
-        reason: ProtoError::MissingField("payment_id").to_string(),
-        original_payload: vec![0x0f, 0x01, 0x00, 0xff],
-        key: Some(b"L1".to_vec()),
-    };
-    assert_eq!(decode::<pb::DeadLetter>(&encode(&letter)), Ok(letter.clone()));
-    let keyless = pb::DeadLetter { key: None, original_payload: vec![], ..letter };
-    assert_eq!(decode::<pb::DeadLetter>(&encode(&keyless)), Ok(keyless));
-}

@@ -22,10 +22,9 @@
 
 use std::collections::BTreeSet;
 
-use ledger_core::export::{loan_view, ActionView, ApplicationView, BorrowerView, ExactAccrual, PaymentView};
+use ledger_core::export::{action_view, application_view, borrower_view, loan_view, payment_view, ExactAccrual};
 use ledger_core::fact::{ActionEffect, Fact};
-use ledger_core::money::format_fixed;
-use ledger_core::state::{ActionRecord, ApplicationRecord, Book, Borrower, Loan, PaymentRecord};
+use ledger_core::state::{Book, Borrower, Loan};
 use ledger_core::{Ledger, LoanStatus};
 use ledger_store::Changes;
 
@@ -271,51 +270,6 @@ impl<'a> Rows<'a> {
 
     fn borrower_row(&mut self, book: &Book, b: &Borrower) {
         self.changes.put(keys::of(keys::BORROWER, &b.borrower_id), json(&borrower_view(book, b)));
-    }
-}
-
-// The views below are built as `Ledger::export` builds them (ledger-core inlines them
-// there); the projector's tests compare the reassembled export with the ledger's, so a
-// drift between the two fails a test.
-
-fn borrower_view(book: &Book, b: &Borrower) -> BorrowerView {
-    BorrowerView {
-        borrower_id: b.borrower_id.clone(),
-        credit_line: b.credit_line,
-        outstanding_principal: book.outstanding_of(b),
-        blacklisted: b.blacklisted,
-        malicious: b.malicious,
-    }
-}
-
-fn application_view(a: &ApplicationRecord) -> ApplicationView {
-    ApplicationView {
-        application_id: a.application_id.clone(),
-        borrower_id: a.borrower_id.clone(),
-        decision: if a.approved { "APPROVED" } else { "REJECTED" }.to_string(),
-        score: format_fixed(a.score, 2),
-        reasons: a.reasons.iter().map(|r| r.as_str().to_string()).collect(),
-    }
-}
-
-fn payment_view(p: &PaymentRecord) -> PaymentView {
-    PaymentView {
-        payment_id: p.payment_id.clone(),
-        loan_id: p.loan_id.clone(),
-        status: p.status.as_str().to_string(),
-        penalty: p.penalty,
-        interest: p.interest,
-        principal: p.principal,
-        overpayment: p.overpayment,
-        reason: p.reason.map(|r| r.as_str().to_string()),
-    }
-}
-
-fn action_view(a: &ActionRecord) -> ActionView {
-    ActionView {
-        action_id: a.action_id.clone(),
-        status: if a.applied { "APPLIED" } else { "REJECTED" }.to_string(),
-        reason: a.reason.map(|r| r.as_str().to_string()),
     }
 }
 
