@@ -205,8 +205,8 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     })
     .await?;
     let api = format!("http://{http_addr}");
-    let portfolio = get_json(&api, "/v1/portfolio").await?;
-    println!("{portfolio}");
+    let portfolio: serde_json::Value = serde_json::from_str(&get_json(&api, "/v1/portfolio").await?)?;
+    print!("{}", portfolio_report(&portfolio));
     eprintln!(
         "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
         report.inputs, report.day_closes, report.seconds
@@ -215,4 +215,26 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     let _ = std::fs::remove_dir_all(&data);
     drop(broker);
     result
+}
+
+/// The portfolio figures (SPEC section 8) as a short report for a person.
+fn portfolio_report(p: &serde_json::Value) -> String {
+    let s = |key: &str| p[key].as_str().map(str::to_string).unwrap_or_else(|| p[key].to_string());
+    let o = |bucket: &str| p["overdue_principal"][bucket].as_str().unwrap_or("?").to_string();
+    let mut out = String::new();
+    out += &format!("Portfolio at the open of {} (CNY)\n", s("business_date"));
+    out += &format!("  loans disbursed          {:>14}   amount disbursed   {:>16}\n", s("loans_disbursed"), s("amount_disbursed"));
+    out += &format!("  borrowers (ever lent to) {:>14}   active loans       {:>16}\n", s("borrowers"), s("active_loans"));
+    out += &format!("  outstanding principal    {:>14}   written off        {:>16}\n", s("outstanding_principal"), s("written_off_principal"));
+    out += &format!("  interest income          {:>14}   penalty income     {:>16}\n", s("interest_income"), s("penalty_income"));
+    out += &format!("  overdue principal   M1 {}   M2 {}   M3 {}   NPL {}\n", o("M1"), o("M2"), o("M3"), o("NPL"));
+    out += &format!("  NPL ratio                {:>14}   settled loans      {:>16}\n", s("npl_ratio"), s("settled_loans"));
+    out += &format!("  average days a settled loan was outstanding: {}\n", s("average_days_outstanding"));
+    if let Some(days) = p["income_by_day"].as_array() {
+        out += "  income of the last days closed:\n";
+        for day in days.iter().rev().take(5).rev() {
+            out += &format!("    {}  interest {:>12}  penalty {:>12}\n", day["date"].as_str().unwrap_or("?"), day["interest"].as_str().unwrap_or("?"), day["penalty"].as_str().unwrap_or("?"));
+        }
+    }
+    out
 }
