@@ -176,7 +176,7 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
 }
 
 #[test]
-fn malformed_message_goes_to_the_dlq_and_unknown_loan_is_refused() {
+fn malformed_message_goes_to_the_dlq_unknown_loan_is_refused_and_bad_closes_too() {
     let broker = Broker::start();
     let work = TempDir::new("dlq");
     let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
@@ -206,7 +206,15 @@ fn malformed_message_goes_to_the_dlq_and_unknown_loan_is_refused() {
     assert_eq!(refused.status, pb::ReceiptStatus::Rejected as i32);
     assert_eq!(ledger_core::state::PaymentRecord::from_proto(refused.clone()).unwrap().reason, Some(ledger_core::Reason::UnknownLoan));
 
+    // Day close refuses a gap and a repeated day, and changes nothing then.
+    for (date, why) in [("2026-01-05", "the open business date is 2026-01-02"), ("2026-01-01", "the open business date is 2026-01-02")] {
+        let out = loanctl().args(["close-day", "--brokers", &broker.brokers(), "--date", date]).output().unwrap();
+        assert!(!out.status.success(), "close-day {date} was accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     let after = export(&up.api);
+    assert_eq!(after["business_date"], "2026-01-02");
     // Only PG changed the loan: 1.00 against the 11.94 of interest charged at the close.
     assert_eq!(after["loans"][0]["principal_outstanding"], "19900.00");
     assert_eq!(after["loans"][0]["interest_owed"], "10.94");

@@ -108,9 +108,17 @@ impl Follower {
     pub async fn catch_up_to(&mut self, ends: &BTreeMap<i32, i64>, max: usize) -> Result<Vec<Applied>> {
         let mut applied = Vec::new();
         while applied.len() < max && ends.iter().any(|(p, end)| self.positions.get(p).copied().unwrap_or(0) < *end) {
-            let message = tokio::time::timeout(RECEIVE_TIMEOUT, self.consumer.recv())
-                .await
-                .map_err(|_| RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, self.group)))??;
+            let message = match tokio::time::timeout(RECEIVE_TIMEOUT, self.consumer.recv()).await {
+                Err(_) => return Err(RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, self.group))),
+                Ok(Ok(message)) => message,
+                Ok(Err(e)) => {
+                    // librdkafka reports passing trouble (a broker restart, a lost
+                    // connection) here and recovers by itself: wait and read on.
+                    tracing::warn!(group = %self.group, error = %e, "reading loan.events");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
             let (partition, offset) = (message.partition(), message.offset());
             self.positions.insert(partition, offset + 1);
             let decoded = ledger_proto::decode::<pb::LoanEvent>(message.payload().unwrap_or_default())

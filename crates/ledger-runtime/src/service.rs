@@ -70,10 +70,14 @@ pub async fn run_service(handler: Arc<dyn Handler>, ctx: Context, tree: StoreTre
             Some((kind, topic, consumer)) => {
                 tokio::select! {
                     _ = shutdown.changed() => {}
-                    message = consumer.recv() => {
-                        let message = message?;
-                        svc.handle_input(*kind, topic, consumer, &message).await?;
-                    }
+                    message = consumer.recv() => match message {
+                        Ok(message) => svc.handle_input(*kind, topic, consumer, &message).await?,
+                        Err(e) => {
+                            // Passing broker trouble: librdkafka reconnects by itself.
+                            tracing::warn!(service = name, error = %e, "reading {topic}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    },
                     _ = tokio::time::sleep(IDLE_POLL) => svc.publish_new().await?,
                 }
             }
