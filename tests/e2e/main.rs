@@ -207,7 +207,7 @@ fn malformed_message_goes_to_the_dlq_unknown_loan_is_refused_and_bad_closes_too(
     assert_eq!(ledger_core::state::PaymentRecord::from_proto(refused.clone()).unwrap().reason, Some(ledger_core::Reason::UnknownLoan));
 
     // Day close refuses a gap and a repeated day, and changes nothing then.
-    for (date, why) in [("2026-01-05", "the open business date is 2026-01-02"), ("2026-01-01", "the open business date is 2026-01-02")] {
+    for (date, why) in [("2026-01-05", "the open business date is 2026-01-02"), ("2026-01-01", "2026-01-01 is already closed")] {
         let out = loanctl().args(["close-day", "--brokers", &broker.brokers(), "--date", date]).output().unwrap();
         assert!(!out.status.success(), "close-day {date} was accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{}", String::from_utf8_lossy(&out.stderr));
