@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::error::{KafkaError, Result};
@@ -126,6 +127,8 @@ pub fn end_offsets(config: &KafkaConfig, topic: &str) -> Result<BTreeMap<i32, i6
 /// [`REQUEST_TIMEOUT`].
 pub struct OffsetProbe {
     consumer: BaseConsumer,
+    /// Partition ids per topic, looked up once (the ledger never shrinks a topic).
+    partitions: std::sync::Mutex<BTreeMap<String, Vec<i32>>>,
 }
 
 impl OffsetProbe {
@@ -133,6 +136,7 @@ impl OffsetProbe {
     pub fn new(config: &KafkaConfig) -> Result<Self> {
         Ok(Self {
             consumer: config.probe_consumer()?,
+            partitions: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -148,22 +152,47 @@ impl OffsetProbe {
         Ok(partitions)
     }
 
-    /// See [`end_offsets`]. The answer is the broker's reply to ListOffsets
-    /// (latest), per partition.
+    /// See [`end_offsets`]. One ListOffsets (latest) request for all partitions
+    /// (the partition list is looked up once per probe and topic), since a reader
+    /// asks this before every decision.
     pub fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let partitions = self.cached_partitions(topic)?;
+        let mut query = TopicPartitionList::new();
+        for partition in &partitions {
+            query
+                .add_partition_offset(topic, *partition, Offset::End)
+                .map_err(|source| KafkaError::Watermarks { topic: topic.to_owned(), partition: *partition, source })?;
+        }
+        let answer = self.consumer.offsets_for_times(query, REQUEST_TIMEOUT);
         let mut ends = BTreeMap::new();
-        for partition in self.topic_partitions(topic)? {
+        if let Ok(answer) = answer {
+            for element in answer.elements_for_topic(topic) {
+                if let (Offset::Offset(end), None) = (element.offset(), element.error().err()) {
+                    ends.insert(element.partition(), end);
+                }
+            }
+        }
+        // A broker that does not answer "latest" by timestamp: ask per partition.
+        for partition in partitions {
+            if ends.contains_key(&partition) {
+                continue;
+            }
             let (_low, high) = self
                 .consumer
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
-                .map_err(|source| KafkaError::Watermarks {
-                    topic: topic.to_owned(),
-                    partition,
-                    source,
-                })?;
+                .map_err(|source| KafkaError::Watermarks { topic: topic.to_owned(), partition, source })?;
             ends.insert(partition, high);
         }
         Ok(ends)
+    }
+
+    fn cached_partitions(&self, topic: &str) -> Result<Vec<i32>> {
+        if let Some(found) = self.partitions.lock().expect("probe cache").get(topic) {
+            return Ok(found.clone());
+        }
+        let found = self.topic_partitions(topic)?;
+        self.partitions.lock().expect("probe cache").insert(topic.to_owned(), found.clone());
+        Ok(found)
     }
 }
 

@@ -96,7 +96,10 @@ async fn send_and_wait(
     let topic = input_topic(kind);
     let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
     let delivery = producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| e)?;
-    wait_committed(watcher, topic, delivery.partition, delivery.offset + 1, wait).await
+    tracing::debug!(topic, partition = delivery.partition, offset = delivery.offset, "fed");
+    wait_committed(watcher, topic, delivery.partition, delivery.offset + 1, wait).await?;
+    tracing::debug!(topic, partition = delivery.partition, offset = delivery.offset, "processed");
+    Ok(())
 }
 
 /// Waits until `watcher`'s group has committed `topic`/`partition` at `at_least`.

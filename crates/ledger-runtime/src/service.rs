@@ -106,6 +106,7 @@ impl Service<'_> {
         let (partition, offset) = (message.partition(), message.offset());
         let payload = message.payload().unwrap_or_default();
         let from = source(topic, partition, offset);
+        tracing::debug!(service = self.handler.name(), %from, "received");
         match decode_input(kind, payload) {
             Err(reason) => {
                 ledger_kafka::dead_letter_message(&self.producer, message, &reason).await?;
@@ -115,6 +116,7 @@ impl Service<'_> {
                 // moment ago is not unknown, a borrower blacklisted at the last close
                 // is blacklisted.
                 self.publish_new().await?;
+                tracing::debug!(service = self.handler.name(), %from, "caught up");
                 match self.handler.decide(self.follower.ledger(), &input) {
                     Err(e) => ledger_kafka::dead_letter_message(&self.producer, message, &e.to_string()).await?,
                     Ok(Decision::Duplicate) => {
@@ -139,7 +141,9 @@ impl Service<'_> {
                 }
             }
         }
+        tracing::debug!(service = self.handler.name(), %from, "handled");
         self.tree.commit(&Changes::default(), &[(topic, partition, offset + 1)])?;
+        tracing::debug!(service = self.handler.name(), %from, "stored");
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
         consumer.commit(&tpl, CommitMode::Async)?;

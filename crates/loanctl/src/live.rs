@@ -238,3 +238,77 @@ fn portfolio_report(p: &serde_json::Value) -> String {
     }
     out
 }
+
+/// `loanctl bench-live`: the ledger end to end through a real broker, beside the
+/// broker's own ceiling (raw produce and consume of 100-byte messages).
+pub async fn bench_live(ctx: Context, merchants: u64, days: u64, ceiling_messages: usize) -> anyhow::Result<()> {
+    use ledger_kafka::rdkafka::consumer::Consumer;
+    use ledger_kafka::rdkafka::producer::FutureRecord;
+    use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
+    use std::time::Instant;
+
+    let probe = ledger_kafka::OffsetProbe::new(&ctx.kafka)?;
+    if probe.end_offsets(ledger_kafka::topics::EVENTS).map(|e| e.values().sum::<i64>()).unwrap_or(0) > 0 {
+        bail!("loan.events already holds facts on {}: bench-live needs a broker with no ledger on it", ctx.kafka.brokers);
+    }
+    // The broker's ceiling first, on a topic of its own.
+    let topic = "ledger.bench.ceiling";
+    ledger_kafka::create_topics(&ctx.kafka, &[(topic, 3)]).await?;
+    let producer = ctx.kafka.producer()?;
+    let payload = [7u8; 100];
+    let started = Instant::now();
+    let mut in_flight = Vec::new();
+    for i in 0..ceiling_messages {
+        let key = format!("k{}", i % 1000);
+        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key.as_str()).payload(&payload[..]);
+        in_flight.push(producer.send_result(record).map_err(|(e, _)| e)?);
+        if in_flight.len() >= 10_000 {
+            for d in in_flight.drain(..) {
+                d.await?.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for d in in_flight.drain(..) {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    let produce_rate = ceiling_messages as f64 / started.elapsed().as_secs_f64();
+    let consumer = ctx.kafka.consumer(&format!("ledger-bench-{}", std::process::id()))?;
+    let ends = probe.end_offsets(topic)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in ends.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let total: i64 = ends.values().sum();
+    let started = Instant::now();
+    let mut read = 0i64;
+    while read < total {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.context("consuming the ceiling topic")??;
+        read += i64::from(m.payload().is_some());
+    }
+    let consume_rate = read as f64 / started.elapsed().as_secs_f64();
+
+    // The ledger: every service in process, a generated scenario through feed.
+    ledger_runtime::create_topics(&ctx.kafka, 3).await?;
+    let data = std::env::temp_dir().join(format!("loanctl-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (services_ctx, services_data) = (ctx.clone(), data.clone());
+    let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), None).await });
+    let scenario: String = ledger_sim::generate(&ledger_sim::Profile::new(7, merchants, days)).iter().map(|i| ledger_sim::to_line(i) + "\n").collect();
+    let report = feed::feed(&ctx, &scenario, Duration::from_secs(120), |_, _| {}).await?;
+    let facts: i64 = probe.end_offsets(ledger_kafka::topics::EVENTS)?.values().sum();
+    services.abort();
+    let _ = std::fs::remove_dir_all(&data);
+    println!("broker {}:", ctx.kafka.brokers);
+    println!("  ceiling: produce {produce_rate:.0} msg/s, consume {consume_rate:.0} msg/s ({ceiling_messages} messages of 100 bytes, 3 partitions)");
+    println!(
+        "  ledger: {} inputs ({} day closes) fed and processed in {:.1} s = {:.0} inputs/s; {} facts on loan.events = {:.0} facts/s",
+        report.inputs,
+        report.day_closes,
+        report.seconds,
+        report.inputs as f64 / report.seconds,
+        facts,
+        facts as f64 / report.seconds
+    );
+    Ok(())
+}

@@ -132,6 +132,19 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         loans: usize,
     },
+    /// Benchmark the ledger end to end through a real broker (which must hold no ledger
+    /// yet) beside the broker's own produce and consume ceiling.
+    BenchLive {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, default_value_t = 100)]
+        merchants: u64,
+        #[arg(long, default_value_t = 60)]
+        days: u64,
+        /// Messages for the broker's ceiling.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+    },
     /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
     /// business days, with re-sent inputs, bad amounts and collections actions mixed in.
     Generate {
@@ -255,6 +268,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("replay of keyed facts only (applications, payments, actions): {:.0} facts/s", f.keyed_facts_per_second);
             println!("replay with derived events collected: {:.3} s", f.replay_with_events_seconds);
             println!("day close over {} active loans: {:.3} s ({:.3} s with derived events)", f.close_loans, f.close_seconds, f.close_with_events_seconds);
+        }
+        Command::BenchLive { broker, merchants, days, messages } => {
+            let ctx = broker.context(config)?;
+            runtime()?.block_on(live::bench_live(ctx, merchants, days, messages))?;
         }
         Command::Generate { seed, merchants, days } => {
             use std::io::Write;
