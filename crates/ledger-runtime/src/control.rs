@@ -2,8 +2,6 @@
 //! loan.events. A day close is accepted only for the open business date; a partition
 //! that already closed it (a close that was interrupted half-way) is not closed twice.
 
-use std::time::Duration;
-
 use ledger_core::{Date, Fact};
 use ledger_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use ledger_kafka::topics;
@@ -63,12 +61,21 @@ pub async fn close_day(follower: &mut Follower, producer: &FutureProducer, date:
 }
 
 async fn append(producer: &FutureProducer, fact: &Fact, partitions: &[i32]) -> Result<()> {
+    // One record per partition, sent together; each partition's copy has its own id.
+    let mut deliveries = Vec::new();
     for p in partitions {
         let event = ledger_proto::loan_event(fact, format!("{}@{p}", fact.key()), String::new());
         let payload = ledger_proto::encode(&event);
         let key = fact.key();
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topics::EVENTS).partition(*p).key(key.as_str()).payload(payload.as_slice());
-        producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| e)?;
+        let record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(topics::EVENTS).partition(*p).key(key.as_str()).payload(payload.as_slice());
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .map_err(|_| RuntimeError::Refused("delivery cancelled".into()))?
+            .map_err(|(e, _)| e)?;
     }
     Ok(())
 }
