@@ -211,6 +211,8 @@ impl Ledger {
         let mut loans: Vec<LoanView> = books.values().flat_map(|b| b.loans().iter().map(loan_view)).collect();
         loans.sort_by(|a, b| a.loan_id.cmp(&b.loan_id));
 
+        // A book's borrowers are a hash map, iterated in arbitrary order: the sort below
+        // (by borrower id, unique within a book) is what makes this list canonical.
         let mut borrowers: Vec<BorrowerView> = books
             .values()
             .flat_map(|book| book.borrowers().values().map(move |b| borrower_view(book, b)))
@@ -258,6 +260,7 @@ impl Ledger {
         let mut written_off = Money::ZERO;
         let mut borrowers = 0u64;
         for book in self.books().values() {
+            // A count: the hash map's iteration order does not matter.
             borrowers += book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
             for l in book.loans() {
                 disbursed += 1;
@@ -323,7 +326,8 @@ impl Ledger {
     /// leaves out (exact accumulators, financed orders). Identical states give identical
     /// digests on any machine, however the facts were spread over partitions.
     pub fn digest(&self) -> String {
-        let orders: Vec<String> = self.books().values().flat_map(|b| b.financed_orders().iter().cloned()).collect();
+        let orders: Vec<String> =
+            self.books().values().flat_map(|b| b.financed_orders().iter().map(|order| order.as_str().to_string())).collect();
         digest_of(self.export(), self.exact_accruals(), orders)
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Disbursement, Fact};
+use crate::id::Id;
 use crate::input::{Application, CollectionsAction, Input, Repayment};
 use crate::model::{ActionKind, LoanStatus, Product, Reason};
 use crate::money::Money;
@@ -78,7 +79,8 @@ impl Ledger {
     }
 
     pub fn order_financed(&self, order_id: &str) -> bool {
-        self.books.values().any(|b| b.financed_orders().contains(order_id))
+        let order_id = Id::new(order_id);
+        self.books.values().any(|b| b.financed_orders().contains(&order_id))
     }
 
     pub fn seen(&self, key: FactKey<'_>) -> bool {

@@ -6,15 +6,16 @@
 //! day for exactly the loans of its book. Applying a fact cannot fail: a fact whose
 //! idempotency key was seen is a no-op ([`Outcome::Duplicate`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{btree_map, hash_map, BTreeMap, BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
 
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Fact};
+use crate::id::Id;
 use crate::model::{Bucket, LoanStatus, Product, Reason};
-use crate::money::Money;
+use crate::money::{exact_add, exact_mul, Money};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loan {
@@ -148,17 +149,24 @@ pub enum Outcome {
 }
 
 /// One partition's state.
+///
+/// The maps are keyed by [`Id`] (short ids inline: no allocation, and comparing keys
+/// reads no other memory). Ids the system generates grow (APP0000001, PAY00000001,
+/// ORD00000001), so the maps of records keep B-trees, whose inserts then stay on the
+/// tree's right edge. Borrowers and the loan index are looked up at random, so they are
+/// hash maps; their iteration order is arbitrary and must never reach output: every
+/// reader that iterates `borrowers` sorts what it collects (the export), or only counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Book {
     /// The open business date: the day after the last closed one.
     pub open: Option<Date>,
     pub(crate) loans: Vec<Loan>,
-    pub(crate) loan_index: HashMap<String, usize>,
-    pub(crate) borrowers: BTreeMap<String, Borrower>,
-    pub(crate) applications: BTreeMap<String, ApplicationRecord>,
-    pub(crate) payments: BTreeMap<String, PaymentRecord>,
-    pub(crate) actions: BTreeMap<String, ActionRecord>,
-    pub(crate) financed_orders: BTreeSet<String>,
+    pub(crate) loan_index: HashMap<Id, usize>,
+    pub(crate) borrowers: HashMap<Id, Borrower>,
+    pub(crate) applications: BTreeMap<Id, ApplicationRecord>,
+    pub(crate) payments: BTreeMap<Id, PaymentRecord>,
+    pub(crate) actions: BTreeMap<Id, ActionRecord>,
+    pub(crate) financed_orders: BTreeSet<Id>,
     /// Derived income figures by business date: (interest, penalty) charged at its close.
     pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
 }
@@ -279,23 +287,24 @@ impl Book {
         &self.loans
     }
 
-    pub fn borrowers(&self) -> &BTreeMap<String, Borrower> {
+    /// The borrowers by id, in no particular order: sort before anything reaches output.
+    pub fn borrowers(&self) -> &HashMap<Id, Borrower> {
         &self.borrowers
     }
 
-    pub fn applications(&self) -> &BTreeMap<String, ApplicationRecord> {
+    pub fn applications(&self) -> &BTreeMap<Id, ApplicationRecord> {
         &self.applications
     }
 
-    pub fn payments(&self) -> &BTreeMap<String, PaymentRecord> {
+    pub fn payments(&self) -> &BTreeMap<Id, PaymentRecord> {
         &self.payments
     }
 
-    pub fn actions(&self) -> &BTreeMap<String, ActionRecord> {
+    pub fn actions(&self) -> &BTreeMap<Id, ActionRecord> {
         &self.actions
     }
 
-    pub fn financed_orders(&self) -> &BTreeSet<String> {
+    pub fn financed_orders(&self) -> &BTreeSet<Id> {
         &self.financed_orders
     }
 
@@ -305,9 +314,9 @@ impl Book {
 
     pub fn has_key(&self, key: &FactKey<'_>) -> bool {
         match key {
-            FactKey::Application(id) => self.applications.contains_key(*id),
-            FactKey::Payment(id) => self.payments.contains_key(*id),
-            FactKey::Action(id) => self.actions.contains_key(*id),
+            FactKey::Application(id) => self.applications.contains_key(&Id::new(id)),
+            FactKey::Payment(id) => self.payments.contains_key(&Id::new(id)),
+            FactKey::Action(id) => self.actions.contains_key(&Id::new(id)),
         }
     }
 
@@ -326,9 +335,9 @@ impl Book {
                 self.apply_repayment(payment_id, loan_id, *amount, sink)
             }
             Fact::RepaymentRefused { payment_id, loan_id, reason, .. } => {
-                if self.payments.contains_key(payment_id) {
+                let btree_map::Entry::Vacant(slot) = self.payments.entry(Id::new(payment_id)) else {
                     return Outcome::Duplicate;
-                }
+                };
                 let record = PaymentRecord {
                     payment_id: payment_id.clone(),
                     loan_id: loan_id.clone(),
@@ -343,56 +352,70 @@ impl Book {
                 if sink.enabled() {
                     sink.emit(Derived::Receipt(record.clone()));
                 }
-                self.payments.insert(payment_id.clone(), record);
+                slot.insert(record);
                 Outcome::Applied
             }
             Fact::DayClosed { date } => self.close_day(config, *date, sink),
             Fact::ActionApplied { action_id, effect } => self.apply_action(action_id, effect),
             Fact::ActionRefused { action_id, reason, .. } => {
-                if self.actions.contains_key(action_id) {
+                let btree_map::Entry::Vacant(slot) = self.actions.entry(Id::new(action_id)) else {
                     return Outcome::Duplicate;
-                }
-                self.actions.insert(
-                    action_id.clone(),
-                    ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) },
-                );
+                };
+                slot.insert(ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) });
                 Outcome::Applied
             }
         }
     }
 
     fn apply_application(&mut self, d: &ApplicationDecided, sink: &mut impl Sink) -> Outcome {
-        if self.applications.contains_key(&d.application_id) {
+        // One search of each map: the entry found for the duplicate check is the one
+        // filled in below (the key is needed anyway when the fact applies).
+        let btree_map::Entry::Vacant(application) = self.applications.entry(Id::new(&d.application_id)) else {
             return Outcome::Duplicate;
-        }
-        if let Some(disb) = &d.disbursement {
-            if !d.reasons.is_empty() || self.loan_index.contains_key(&disb.loan_id) {
-                return Outcome::Ignored("approved application with reasons, or its loan exists");
+        };
+        let loan_slot = match &d.disbursement {
+            Some(disb) => {
+                let hash_map::Entry::Vacant(slot) = self.loan_index.entry(Id::new(&disb.loan_id)) else {
+                    return Outcome::Ignored("approved application with reasons, or its loan exists");
+                };
+                if !d.reasons.is_empty() {
+                    return Outcome::Ignored("approved application with reasons, or its loan exists");
+                }
+                Some((disb, slot))
             }
-        } else if d.reasons.is_empty() {
-            return Outcome::Ignored("rejected application without a reason");
+            None if d.reasons.is_empty() => return Outcome::Ignored("rejected application without a reason"),
+            None => None,
+        };
+        let new_loan_id = loan_slot.as_ref().map(|(disb, _)| disb.loan_id.clone());
+        // Most applications come from a borrower the book holds: one lookup, and an
+        // insert only for a new borrower.
+        match self.borrowers.get_mut(d.borrower_id.as_str()) {
+            Some(borrower) => {
+                borrower.credit_line = d.credit_line;
+                borrower.loans.extend(new_loan_id);
+            }
+            None => {
+                self.borrowers.insert(
+                    Id::new(&d.borrower_id),
+                    Borrower {
+                        borrower_id: d.borrower_id.clone(),
+                        credit_line: d.credit_line,
+                        blacklisted: false,
+                        malicious: false,
+                        loans: new_loan_id.into_iter().collect(),
+                    },
+                );
+            }
         }
-        let borrower = self.borrowers.entry(d.borrower_id.clone()).or_insert_with(|| Borrower {
+        application.insert(ApplicationRecord {
+            application_id: d.application_id.clone(),
             borrower_id: d.borrower_id.clone(),
-            credit_line: Money::ZERO,
-            blacklisted: false,
-            malicious: false,
-            loans: Vec::new(),
+            approved: d.disbursement.is_some(),
+            score: d.score,
+            reasons: d.reasons.clone(),
         });
-        borrower.credit_line = d.credit_line;
-        self.applications.insert(
-            d.application_id.clone(),
-            ApplicationRecord {
-                application_id: d.application_id.clone(),
-                borrower_id: d.borrower_id.clone(),
-                approved: d.disbursement.is_some(),
-                score: d.score,
-                reasons: d.reasons.clone(),
-            },
-        );
-        if let Some(disb) = &d.disbursement {
-            borrower.loans.push(disb.loan_id.clone());
-            self.financed_orders.extend(disb.order_ids.iter().cloned());
+        if let Some((disb, slot)) = loan_slot {
+            self.financed_orders.extend(disb.order_ids.iter().map(|order| Id::new(order)));
             let loan = Loan {
                 loan_id: disb.loan_id.clone(),
                 borrower_id: d.borrower_id.clone(),
@@ -426,16 +449,16 @@ impl Book {
                     maturity_date: loan.maturity_date,
                 });
             }
-            self.loan_index.insert(loan.loan_id.clone(), self.loans.len());
+            slot.insert(self.loans.len());
             self.loans.push(loan);
         }
         Outcome::Applied
     }
 
     fn apply_repayment(&mut self, payment_id: &str, loan_id: &str, amount: Money, sink: &mut impl Sink) -> Outcome {
-        if self.payments.contains_key(payment_id) {
+        let btree_map::Entry::Vacant(slot) = self.payments.entry(Id::new(payment_id)) else {
             return Outcome::Duplicate;
-        }
+        };
         let Some(&index) = self.loan_index.get(loan_id) else {
             return Outcome::Ignored("repayment for a loan this book does not hold");
         };
@@ -505,7 +528,7 @@ impl Book {
             }
             sink.emit(Derived::Receipt(record.clone()));
         }
-        self.payments.insert(payment_id.to_string(), record);
+        slot.insert(record);
         Outcome::Applied
     }
 
@@ -536,12 +559,12 @@ impl Book {
             let (mut interest, mut penalty) = (Money::ZERO, Money::ZERO);
             if !p.is_zero() {
                 if date < loan.maturity_date {
-                    loan.interest_exact += p * rate;
+                    loan.interest_exact = exact_add(loan.interest_exact, exact_mul(p, rate));
                     let total = Money::round(loan.interest_exact);
                     interest = total.minus(loan.interest_accrued);
                     loan.interest_accrued = total;
                 } else {
-                    loan.penalty_exact += p * rate * multiplier;
+                    loan.penalty_exact = exact_add(loan.penalty_exact, exact_mul(exact_mul(p, rate), multiplier));
                     let total = Money::round(loan.penalty_exact);
                     penalty = total.minus(loan.penalty_accrued);
                     loan.penalty_accrued = total;
@@ -588,7 +611,7 @@ impl Book {
         }
         for (index, dpd) in to_blacklist {
             let loan = &self.loans[index];
-            let borrower = self.borrowers.get_mut(&loan.borrower_id).expect("invariant: a loan's borrower exists");
+            let borrower = self.borrowers.get_mut(loan.borrower_id.as_str()).expect("invariant: a loan's borrower exists");
             if !borrower.blacklisted {
                 borrower.blacklisted = true;
                 if sink.enabled() {
@@ -607,12 +630,12 @@ impl Book {
     }
 
     fn apply_action(&mut self, action_id: &str, effect: &ActionEffect) -> Outcome {
-        if self.actions.contains_key(action_id) {
+        if self.actions.contains_key(&Id::new(action_id)) {
             return Outcome::Duplicate;
         }
         match effect {
             ActionEffect::MarkedMalicious { borrower_id } | ActionEffect::Reinstated { borrower_id } => {
-                let Some(borrower) = self.borrowers.get_mut(borrower_id) else {
+                let Some(borrower) = self.borrowers.get_mut(borrower_id.as_str()) else {
                     return Outcome::Ignored("collections action for a borrower this book does not hold");
                 };
                 if matches!(effect, ActionEffect::MarkedMalicious { .. }) {
@@ -623,7 +646,7 @@ impl Book {
                 }
             }
             ActionEffect::WrittenOff { loan_id, .. } => {
-                let Some(&index) = self.loan_index.get(loan_id) else {
+                let Some(&index) = self.loan_index.get(loan_id.as_str()) else {
                     return Outcome::Ignored("write-off of a loan this book does not hold");
                 };
                 let loan = &mut self.loans[index];
@@ -635,7 +658,7 @@ impl Book {
             }
         }
         self.actions.insert(
-            action_id.to_string(),
+            Id::new(action_id),
             ActionRecord { action_id: action_id.to_string(), applied: true, reason: None },
         );
         Outcome::Applied
