@@ -15,7 +15,7 @@ use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Fact};
 use crate::id::Id;
 use crate::model::{Bucket, LoanStatus, Product, Reason};
-use crate::money::{exact_add, exact_mul, Money};
+use crate::money::Money;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loan {
@@ -559,12 +559,12 @@ impl Book {
             let (mut interest, mut penalty) = (Money::ZERO, Money::ZERO);
             if !p.is_zero() {
                 if date < loan.maturity_date {
-                    loan.interest_exact = exact_add(loan.interest_exact, exact_mul(p, rate));
+                    loan.interest_exact += p * rate;
                     let total = Money::round(loan.interest_exact);
                     interest = total.minus(loan.interest_accrued);
                     loan.interest_accrued = total;
                 } else {
-                    loan.penalty_exact = exact_add(loan.penalty_exact, exact_mul(exact_mul(p, rate), multiplier));
+                    loan.penalty_exact += p * rate * multiplier;
                     let total = Money::round(loan.penalty_exact);
                     penalty = total.minus(loan.penalty_accrued);
                     loan.penalty_accrued = total;
