@@ -64,22 +64,11 @@ pub struct Repayment {
 pub struct CollectionsAction {
     pub action_id: String,
     pub action: ActionKind,
-    /// Names the borrower for MARK_MALICIOUS and REINSTATE.
+    /// Names the borrower for MARK_MALICIOUS and REINSTATE (an action without it is
+    /// refused as UNKNOWN_BORROWER).
     pub borrower_id: Option<String>,
-    /// Names the loan for WRITE_OFF.
+    /// Names the loan for WRITE_OFF (an action without it is refused as UNKNOWN_LOAN).
     pub loan_id: Option<String>,
-}
-
-impl CollectionsAction {
-    /// MARK_MALICIOUS and REINSTATE name a borrower, WRITE_OFF names a loan: the field
-    /// that is missing, if any (an action without its target cannot be decided).
-    pub fn missing_target(&self) -> Option<&'static str> {
-        match self.action {
-            ActionKind::MarkMalicious | ActionKind::Reinstate if self.borrower_id.is_none() => Some("borrower_id"),
-            ActionKind::WriteOff if self.loan_id.is_none() => Some("loan_id"),
-            _ => None,
-        }
-    }
 }
 
 impl Input {

@@ -252,7 +252,10 @@ impl Ledger {
         let applied = |effect| Ok(Decision::Fact(Fact::ActionApplied { action_id: c.action_id.clone(), effect }));
         match c.action {
             ActionKind::MarkMalicious | ActionKind::Reinstate => {
-                let id = c.borrower_id.as_deref().ok_or(InputError::Missing("borrower_id"))?;
+                // An action that names no borrower names no known one.
+                let Some(id) = c.borrower_id.as_deref() else {
+                    return refuse(&c.action_id, None, Reason::UnknownBorrower);
+                };
                 let Some((book, borrower)) = self.borrower(id) else {
                     return refuse(id, None, Reason::UnknownBorrower);
                 };
@@ -271,12 +274,15 @@ impl Ledger {
                 }
             }
             ActionKind::WriteOff => {
-                let loan_id = c.loan_id.as_deref().ok_or(InputError::Missing("loan_id"))?;
                 if let Some(named) = c.borrower_id.as_deref() {
                     if self.borrower(named).is_none() {
-                        return refuse(loan_id, None, Reason::UnknownBorrower);
+                        return refuse(c.loan_id.as_deref().unwrap_or(named), None, Reason::UnknownBorrower);
                     }
                 }
+                // An action that names no loan names no known one.
+                let Some(loan_id) = c.loan_id.as_deref() else {
+                    return refuse(&c.action_id, c.borrower_id.as_deref(), Reason::UnknownLoan);
+                };
                 let loan = self.loan(loan_id).map(|(_, l)| l);
                 let Some(loan) = loan.filter(|l| c.borrower_id.as_deref().is_none_or(|b| b == l.borrower_id)) else {
                     return refuse(loan_id, c.borrower_id.as_deref(), Reason::UnknownLoan);

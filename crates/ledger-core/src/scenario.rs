@@ -44,16 +44,12 @@ pub fn parse_line(text: &str) -> Result<Option<Input>, String> {
             let action_text = string(obj, "action")?;
             let action = ActionKind::parse(&action_text)
                 .ok_or_else(|| format!("action {action_text:?} is not MARK_MALICIOUS, REINSTATE or WRITE_OFF"))?;
-            let c = CollectionsAction {
+            Input::Collections(CollectionsAction {
                 action_id: id(obj, "action_id")?,
                 action,
                 borrower_id: optional_id(obj, "borrower_id")?,
                 loan_id: optional_id(obj, "loan_id")?,
-            };
-            if let Some(field) = c.missing_target() {
-                return Err(format!("{} needs a {field}", action.as_str()));
-            }
-            Input::Collections(c)
+            })
         }
         other => return Err(format!("unknown type {other:?}")),
     };

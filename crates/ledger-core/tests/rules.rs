@@ -407,6 +407,22 @@ fn write_off_and_recovery() {
 }
 
 #[test]
+fn actions_that_name_no_target_are_refused() {
+    let e = export(&[
+        open("2026-01-01"),
+        credit("A1", "B1", "100.00", 30),
+        r#"{"type":"collections_action","action_id":"C1","action":"REINSTATE"}"#.to_string(),
+        r#"{"type":"collections_action","action_id":"C2","action":"MARK_MALICIOUS","loan_id":"A1"}"#.to_string(),
+        r#"{"type":"collections_action","action_id":"C3","action":"WRITE_OFF","borrower_id":"B1"}"#.to_string(),
+        r#"{"type":"collections_action","action_id":"C4","action":"WRITE_OFF","borrower_id":"NOBODY"}"#.to_string(),
+    ]);
+    let got: Vec<(String, Option<String>)> = e.collections_actions.iter().map(|a| (a.status.clone(), a.reason.clone())).collect();
+    let refused = |r: &str| ("REJECTED".to_string(), Some(r.to_string()));
+    assert_eq!(got, [refused("UNKNOWN_BORROWER"), refused("UNKNOWN_BORROWER"), refused("UNKNOWN_LOAN"), refused("UNKNOWN_BORROWER")]);
+    assert!(!e.borrowers[0].malicious);
+}
+
+#[test]
 fn repayment_refusals() {
     let e = export(&[
         open("2026-01-01"),
@@ -461,7 +477,6 @@ fn invalid_lines_stop_the_run_with_their_line_number() {
         (vec![open("2026-01-01"), open("2026-01-02")], 2, "already open"),
         (vec![open("2026-01-01"), close("2026-01-01"), close("2026-01-01")], 3, "2026-01-02"),
         (vec![open("2026-13-01")], 1, "YYYY-MM-DD"),
-        (vec![open("2026-01-01"), r#"{"type":"collections_action","action_id":"C1","action":"REINSTATE"}"#.into()], 2, "borrower_id"),
         (vec![open("2026-01-01"), r#"{"type":"application","application_id":"A1","borrower_id":"B1","product":"CREDIT","amount":"1.00","term_days":3,"merchant":{"kind":"PLATFORM","annual_sales":"1.00"}}"#.into()], 2, "sales_growth"),
     ];
     for (input, line, needle) in cases {

@@ -195,17 +195,13 @@ impl IntoProto for CollectionsAction {
 }
 
 impl FromProto<pb::CollectionsAction> for CollectionsAction {
-    /// As in a scenario file, an action must name what it acts on: a borrower for
-    /// MARK_MALICIOUS and REINSTATE, a loan for WRITE_OFF.
     fn from_proto(proto: pb::CollectionsAction) -> Result<CollectionsAction, ProtoError> {
         let action_id = id("action_id", proto.action_id)?;
         let action = action_from("action", proto.action)?;
         let borrower_id = optional_id("borrower_id", proto.borrower_id)?;
         let loan_id = optional_id("loan_id", proto.loan_id)?;
-        let c = CollectionsAction { action_id, action, borrower_id, loan_id };
-        match c.missing_target() {
-            Some(field) => Err(ProtoError::MissingField(field)),
-            None => Ok(c),
-        }
+        // An action without its target is readable: the ledger refuses it (UNKNOWN_BORROWER
+        // or UNKNOWN_LOAN), as it does in a scenario file.
+        Ok(CollectionsAction { action_id, action, borrower_id, loan_id })
     }
 }

@@ -186,19 +186,17 @@ fn merchant_figures_must_be_numbers() {
 }
 
 #[test]
-fn collections_actions_must_name_their_target() {
-    assert_eq!(
-        Input::from_proto(action(pb::ActionKind::WriteOff, Some("B1"), None)),
-        Err(ProtoError::MissingField("loan_id"))
-    );
-    assert_eq!(
-        Input::from_proto(action(pb::ActionKind::MarkMalicious, None, Some("L1"))),
-        Err(ProtoError::MissingField("borrower_id"))
-    );
-    assert_eq!(
-        Input::from_proto(action(pb::ActionKind::Reinstate, None, None)),
-        Err(ProtoError::MissingField("borrower_id"))
-    );
+fn collections_actions_without_their_target_are_readable_and_refused_by_the_core() {
+    for (kind, borrower, loan) in [
+        (pb::ActionKind::WriteOff, Some("B1"), None),
+        (pb::ActionKind::MarkMalicious, None, Some("L1")),
+        (pb::ActionKind::Reinstate, None, None),
+    ] {
+        let Ok(Input::Collections(c)) = Input::from_proto(action(kind, borrower, loan)) else {
+            panic!("{kind:?} without its target must read")
+        };
+        assert_eq!((c.borrower_id.as_deref(), c.loan_id.as_deref()), (borrower, loan));
+    }
     assert_eq!(
         Input::from_proto(action(pb::ActionKind::Unspecified, Some("B1"), None)),
         Err(ProtoError::MissingField("action"))
