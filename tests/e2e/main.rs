@@ -165,6 +165,16 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
         .filter(|p| ledger_proto::decode::<pb::RepaymentReceipt>(p).unwrap().status == pb::ReceiptStatus::Duplicate as i32)
         .count();
     assert_eq!(receipts.len() - duplicates, expected_receipts, "receipts lost or doubled");
+    // A DUPLICATE receipt only for a payment id the file really re-sends: a restart's
+    // own re-delivered input must stay silent.
+    let mut seen = BTreeSet::new();
+    let resent = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| ledger_core::scenario::parse_line(l).unwrap())
+        .filter(|i| matches!(i, ledger_core::Input::Repayment(r) if !seen.insert(r.payment_id.clone())))
+        .count();
+    assert_eq!(duplicates, resent, "DUPLICATE receipts that the file did not cause");
     // The postings add up to the income in the export.
     let interest: rust_decimal::Decimal = accruals
         .values()

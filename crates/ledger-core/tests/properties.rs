@@ -98,6 +98,8 @@ fn run(stream: &[Input]) -> (Ledger, Vec<Fact>) {
     let mut facts = Vec::new();
     for input in stream {
         if let Decision::Fact(fact) = ledger.decide(input).expect("valid stream") {
+            // The services find a re-delivered input's own fact by this key.
+            assert_eq!(fact.key(), input.key(), "an input and its fact share one idempotency key");
             ledger.apply(0, &fact, &mut Discard);
             facts.push(fact);
         }

@@ -61,20 +61,9 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
                 control::close_day(&mut control_view, &producer, Some(*date)).await.map_err(at_line)?;
                 report.day_closes += 1;
             }
-            Input::Application(a) => {
-                let payload = encode(&a.into_proto());
-                send_and_wait(&producer, &watchers[&InputKind::Application], InputKind::Application, &a.borrower_id, &payload, wait).await.map_err(at_line)?;
-                report.published += 1;
-            }
-            Input::Repayment(r) => {
-                let payload = encode(&r.into_proto());
-                send_and_wait(&producer, &watchers[&InputKind::Repayment], InputKind::Repayment, &r.loan_id, &payload, wait).await.map_err(at_line)?;
-                report.published += 1;
-            }
-            Input::Collections(c) => {
-                let payload = encode(&c.into_proto());
-                let key = c.borrower_id.as_deref().or(c.loan_id.as_deref()).unwrap_or(&c.action_id);
-                send_and_wait(&producer, &watchers[&InputKind::Collections], InputKind::Collections, key, &payload, wait).await.map_err(at_line)?;
+            Input::Application(_) | Input::Repayment(_) | Input::Collections(_) => {
+                let Some((kind, key, payload)) = publishable(&input) else { continue };
+                send_and_wait(&producer, &watchers[&kind], kind, &key, &payload, wait).await.map_err(at_line)?;
                 report.published += 1;
             }
         }
@@ -83,6 +72,21 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     wait_for_readers(ctx, &control_view, wait).await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The input topic, record key (the partitioning id) and encoded message of an input
+/// that goes through a service; `None` for the day's open and close (appended, not
+/// published).
+fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
+    Some(match input {
+        Input::Application(a) => (InputKind::Application, a.borrower_id.clone(), encode(&a.into_proto())),
+        Input::Repayment(r) => (InputKind::Repayment, r.loan_id.clone(), encode(&r.into_proto())),
+        Input::Collections(c) => {
+            let key = c.borrower_id.as_deref().or(c.loan_id.as_deref()).unwrap_or(&c.action_id).to_string();
+            (InputKind::Collections, key, encode(&c.into_proto()))
+        }
+        Input::Open { .. } | Input::CloseDay { .. } => return None,
+    })
 }
 
 async fn send_and_wait(

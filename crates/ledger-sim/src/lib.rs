@@ -271,6 +271,11 @@ fn repayment(next_pay: &mut u64, loan_id: &str, amount: String) -> Input {
     Input::Repayment(Repayment { payment_id, loan_id: loan_id.to_string(), amount: RawAmount::cny(&amount) })
 }
 
+/// A generated scenario as the text of a scenario file (JSON Lines).
+pub fn scenario_text(p: &Profile) -> String {
+    generate(p).iter().map(|input| to_line(input) + "\n").collect()
+}
+
 /// One input as a scenario line (SPEC section 10).
 pub fn to_line(input: &Input) -> String {
     use serde_json::{json, Map, Value};

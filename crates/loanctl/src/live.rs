@@ -191,10 +191,7 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     let services_ctx = ctx.clone();
     let services_data = data.clone();
     let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), Some(http_addr)).await });
-    let scenario: String = ledger_sim::generate(&ledger_sim::Profile::new(seed, merchants, days))
-        .iter()
-        .map(|i| ledger_sim::to_line(i) + "\n")
-        .collect();
+    let scenario = ledger_sim::scenario_text(&ledger_sim::Profile::new(seed, merchants, days));
     eprintln!("loanctl demo: feeding {merchants} merchants over {days} business days through the topics ...");
     let mut last = 0;
     let report = feed::feed(&ctx, &scenario, Duration::from_secs(120), |done, total| {
@@ -294,7 +291,7 @@ pub async fn bench_live(ctx: Context, merchants: u64, days: u64, ceiling_message
     let _ = std::fs::remove_dir_all(&data);
     let (services_ctx, services_data) = (ctx.clone(), data.clone());
     let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), None).await });
-    let scenario: String = ledger_sim::generate(&ledger_sim::Profile::new(7, merchants, days)).iter().map(|i| ledger_sim::to_line(i) + "\n").collect();
+    let scenario = ledger_sim::scenario_text(&ledger_sim::Profile::new(7, merchants, days));
     let report = feed::feed(&ctx, &scenario, Duration::from_secs(120), |_, _| {}).await?;
     let facts: i64 = probe.end_offsets(ledger_kafka::topics::EVENTS)?.values().sum();
     services.abort();

@@ -275,10 +275,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Generate { seed, merchants, days } => {
             use std::io::Write;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for input in ledger_sim::generate(&ledger_sim::Profile::new(seed, merchants, days)) {
-                writeln!(out, "{}", ledger_sim::to_line(&input))?;
-            }
+            let mut out = std::io::stdout().lock();
+            out.write_all(ledger_sim::scenario_text(&ledger_sim::Profile::new(seed, merchants, days)).as_bytes())?;
             out.flush()?;
         }
     }
