@@ -162,9 +162,10 @@ fn all_led(probe: &BaseConsumer, topic: &str) -> bool {
     })
 }
 
-/// Errors a broker answers while a partition's leadership settles (a topic just
-/// created, a broker just restarted): asked again a moment later, it answers.
-fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
+/// Errors a broker answers while a partition's leadership or a group's coordinator
+/// settles (a topic just created, a broker just started or restarted, the offsets
+/// topic still loading): asked again a moment later, it answers.
+pub fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
         Some(
@@ -173,6 +174,7 @@ fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
                 | RDKafkaErrorCode::UnknownTopicOrPartition
                 | RDKafkaErrorCode::NotCoordinator
                 | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
                 | RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
                 | RDKafkaErrorCode::RequestTimedOut

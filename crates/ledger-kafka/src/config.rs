@@ -389,7 +389,9 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(err.to_string().contains("SSL"), "{err}");
+        // The cause is the source, not part of the error's own message.
+        let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+        assert!(cause.contains("SSL"), "{err}: {cause}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod mock;
 pub mod topics;
 
 pub use admin::{
-    check_topic_settings, create_topics, end_offsets, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT,
+    check_topic_settings, create_topics, end_offsets, is_transient, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT,
     TOPIC_VISIBLE_TIMEOUT,
 };
 pub use config::{

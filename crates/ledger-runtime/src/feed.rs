@@ -112,7 +112,16 @@ async fn wait_committed(watcher: &StreamConsumer, topic: &str, partition: i32, a
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     loop {
-        let committed = tokio::task::block_in_place(|| watcher.committed_offsets(tpl.clone(), Duration::from_secs(5)))?;
+        let committed = match tokio::task::block_in_place(|| watcher.committed_offsets(tpl.clone(), Duration::from_secs(5))) {
+            Ok(committed) => committed,
+            // A new broker's group coordinator is still loading: ask again.
+            Err(e) if ledger_kafka::is_transient(&e) && Instant::now() < deadline => {
+                tracing::debug!(topic, partition, error = %e, "committed offsets answered transiently; asking again");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let reached = committed
             .find_partition(topic, partition)
             .and_then(|e| match e.offset() {
