@@ -45,7 +45,6 @@ pub async fn topics_create(ctx: &Context, partitions: i32) -> anyhow::Result<()>
 /// Runs the named services (all of them for `up`) and the projector with its HTTP API,
 /// until Ctrl-C or SIGTERM; then drains and stops.
 pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: Option<SocketAddr>) -> anyhow::Result<()> {
-    ledger_runtime::check_topics(&ctx.kafka).await?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
     let (stop, stopped) = watch::channel(false);

@@ -235,7 +235,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = broker.context(config)?;
             let names = live::all_services();
             let name = names.iter().find(|n| **n == service).with_context(|| format!("no service {service:?}; one of {}", names.join(", ")))?;
-            runtime()?.block_on(live::run_services(ctx, &data, &[name], http))?;
+            runtime()?.block_on(async {
+                // `up` checks through its topic creation; a service started alone here.
+                ledger_runtime::check_topics(&ctx.kafka).await?;
+                live::run_services(ctx, &data, &[name], http).await
+            })?;
         }
         Command::Open { broker, date } => {
             let ctx = broker.context(config)?;
