@@ -51,13 +51,14 @@ pub enum RuntimeError {
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
-/// The four services, in the order `loanctl up` starts them.
+/// The five services, in the order `loanctl up` starts them.
 pub fn handlers() -> Vec<Arc<dyn Handler>> {
     vec![
         Arc::new(origination::Origination),
         Arc::new(repayment::Repayment),
         Arc::new(collections::Collections),
         Arc::new(accrual::Accrual),
+        Arc::new(monitoring::Monitoring),
     ]
 }
 
@@ -71,6 +72,7 @@ pub fn input_topic(kind: InputKind) -> &'static str {
         InputKind::Application => topics::APPLICATIONS,
         InputKind::Repayment => topics::REPAYMENTS,
         InputKind::Collections => topics::ACTIONS,
+        InputKind::MerchantUpdate => topics::MERCHANT_UPDATES,
     }
 }
 
@@ -100,7 +102,7 @@ pub fn source(topic: &str, partition: i32, offset: i64) -> String {
 /// Every topic the ledger uses: inputs, loan.events, outputs and dead-letter topics.
 pub fn all_topics() -> Vec<String> {
     let mut names: Vec<String> = topics::ALL.iter().map(|t| t.to_string()).collect();
-    for input in [topics::APPLICATIONS, topics::REPAYMENTS, topics::ACTIONS, topics::EVENTS] {
+    for input in [topics::APPLICATIONS, topics::REPAYMENTS, topics::ACTIONS, topics::MERCHANT_UPDATES, topics::EVENTS] {
         names.push(topics::dlq(input));
     }
     names
