@@ -64,9 +64,11 @@ pub struct LoanRecalled {
     pub penalty_owed: Money,
 }
 
-/// The score as it is shown: half up to 0.01.
+/// The score as it is shown: half up to 0.01, with exactly two decimals ("45.00").
 pub fn shown(score: Decimal) -> Decimal {
-    round_half_up(score, 2)
+    let mut shown = round_half_up(score, 2);
+    shown.rescale(2);
+    shown
 }
 
 impl Book {
