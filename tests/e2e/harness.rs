@@ -1,8 +1,10 @@
-//! Test harness: a real Tansu broker per test (started by the project's own
-//! scripts/dev-broker on a free port, SQLite storage in a temporary folder) and the
-//! real `loanctl` binary. Not Tansu's memory storage: in 0.6.0 it reports end offsets
-//! wrongly and loses records for a consumer that resumes inside a batch (see
-//! scripts/dev-broker --help), which is exactly what the ledger's readers do.
+//! Test harness: a real broker per test, started by the project's own scripts on a
+//! free port with its data in a temporary folder, and the real `loanctl` binary.
+//!
+//! The broker is Apache Kafka (scripts/kafka: KRaft, one node) unless
+//! `LEDGER_TEST_BROKER=tansu` asks for Tansu 0.6.0 (scripts/dev-broker, SQLite
+//! storage: its memory storage reports end offsets wrongly and loses records for a
+//! consumer that resumes inside a batch, which is exactly what the ledger's readers do).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -43,29 +45,85 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A Tansu broker of this test's own.
+/// Which broker the tests run against (`LEDGER_TEST_BROKER`: `kafka`, the default,
+/// or `tansu`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Kafka,
+    Tansu,
+}
+
+impl Kind {
+    pub fn from_env() -> Kind {
+        match std::env::var("LEDGER_TEST_BROKER").as_deref() {
+            Err(_) | Ok("") | Ok("kafka") => Kind::Kafka,
+            Ok("tansu") => Kind::Tansu,
+            Ok(other) => panic!("LEDGER_TEST_BROKER={other}: expected kafka or tansu"),
+        }
+    }
+
+    fn script(self) -> PathBuf {
+        repo_root().join(match self {
+            Kind::Kafka => "scripts/kafka",
+            Kind::Tansu => "scripts/dev-broker",
+        })
+    }
+}
+
+/// A broker of this test's own.
 pub struct Broker {
     pub port: u16,
+    pub kind: Kind,
     dir: TempDir,
+    /// `--sasl-plain USER:PASSWORD` (Apache Kafka only).
+    sasl: Option<String>,
 }
 
 impl Broker {
     pub fn start() -> Broker {
-        let port = free_port();
-        let dir = TempDir::new("broker");
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/dev-broker"))
-            .args(["start", "--port", &port.to_string(), "--dir"])
-            .arg(dir.path())
-            .args(["--wait", "90"])
-            .status()
-            .expect("running scripts/dev-broker");
+        Broker::start_with(None)
+    }
+
+    /// An Apache Kafka broker whose client listener requires SASL/PLAIN with this
+    /// one user.
+    pub fn start_sasl(user: &str, password: &str) -> Broker {
+        assert_eq!(Kind::from_env(), Kind::Kafka, "SASL tests need Apache Kafka");
+        Broker::start_with(Some(format!("{user}:{password}")))
+    }
+
+    fn start_with(sasl: Option<String>) -> Broker {
+        let broker = Broker { port: free_port(), kind: Kind::from_env(), dir: TempDir::new("broker"), sasl };
+        broker.run_start();
+        broker
+    }
+
+    fn run_start(&self) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(self.kind.script())
+            .args(["start", "--port", &self.port.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .args(["--wait", "120"]);
+        if let Some(sasl) = &self.sasl {
+            cmd.args(["--sasl-plain", sasl]);
+        }
+        let status = cmd.stdout(Stdio::null()).status().expect("running the broker script");
         assert!(
             status.success(),
-            "scripts/dev-broker could not start Tansu on port {port}; run scripts/test, which installs it (see {}/broker.log)",
-            dir.path().display()
+            "{} could not start a {:?} broker on port {}; run scripts/test, which installs it (see {}/broker.log)",
+            self.kind.script().display(),
+            self.kind,
+            self.port,
+            self.dir.path().display()
         );
-        Broker { port, dir }
+    }
+
+    fn run_stop(&self) {
+        let _ = Command::new("bash")
+            .arg(self.kind.script())
+            .args(["stop", "--port", &self.port.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .status();
     }
 
     pub fn brokers(&self) -> String {
@@ -75,12 +133,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/dev-broker"))
-            .args(["stop", "--port", &self.port.to_string(), "--dir"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .status();
+        self.run_stop();
     }
 }
 
@@ -92,11 +145,19 @@ pub struct Up {
 
 impl Up {
     pub fn start(brokers: &str, data: &Path, http_port: u16) -> Up {
-        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        Up::start_with(brokers, data, http_port, &[], &[])
+    }
+
+    /// `loanctl up` with extra arguments (e.g. `-X key=value`) and environment
+    /// variables; its stderr goes to `data` + ".log".
+    pub fn start_with(brokers: &str, data: &Path, http_port: u16, args: &[String], envs: &[(String, String)]) -> Up {
+        let log = std::fs::File::create(Up::log_path(data)).unwrap();
         let child = loanctl()
             .args(["up", "--brokers", brokers, "--partitions", "3", "--http", &format!("127.0.0.1:{http_port}"), "--data"])
             .arg(data)
+            .args(args)
             .env("RUST_LOG", "warn,ledger_runtime=info")
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -104,6 +165,11 @@ impl Up {
         let up = Up { child, api: format!("http://127.0.0.1:{http_port}") };
         up.wait_healthy(Duration::from_secs(60));
         up
+    }
+
+    /// Where `start_with` writes the process's stderr.
+    pub fn log_path(data: &Path) -> PathBuf {
+        data.with_extension("log")
     }
 
     fn wait_healthy(&self, limit: Duration) {

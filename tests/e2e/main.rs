@@ -1,8 +1,11 @@
-//! End-to-end tests against a real Kafka-protocol broker (Tansu, installed and started
-//! by scripts/dev-broker) and the real `loanctl` binary: every service in `loanctl up`,
+//! End-to-end tests against a real broker (Apache Kafka, fetched and started by
+//! scripts/kafka; Tansu with LEDGER_TEST_BROKER=tansu)
+//! and the real `loanctl` binary: every service in `loanctl up`,
 //! inputs through the real topics, read models in sled, the HTTP API.
 
 mod harness;
+mod security;
+mod topic_settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,7 +24,8 @@ pub const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// and leaves them alone.
 pub const REPLICATION_FACTOR: i32 = -1;
 
-/// Creates each `(topic, partitions)` that does not exist yet, then waits
+/// Creates each `(topic, partitions)` that does not exist yet, with the settings
+/// of [`crate::topics::settings`], then waits
 /// (bounded) until every one of them is visible in metadata, so that the
 /// caller can produce to them at once.
 ///
@@ -36,14 +37,13 @@ pub async fn create_topics(config: &KafkaConfig, topics: &[(&str, i32)]) -> Resu
         return Ok(());
     }
     let admin = config.admin()?;
+    let settings: Vec<Vec<(&str, String)>> = topics.iter().map(|(name, _)| crate::topics::settings(name)).collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| {
-            NewTopic::new(
-                name,
-                *partitions,
-                TopicReplication::Fixed(REPLICATION_FACTOR),
-            )
+        .zip(&settings)
+        .map(|((name, partitions), settings)| {
+            let topic = NewTopic::new(name, *partitions, TopicReplication::Fixed(REPLICATION_FACTOR));
+            settings.iter().fold(topic, |topic, (key, value)| topic.set(key, value))
         })
         .collect();
     let options = AdminOptions::new()
@@ -82,7 +82,7 @@ fn wait_until_visible(probe: &BaseConsumer, topics: &[(String, i32)]) -> Result<
     for (topic, partitions_wanted) in topics {
         let partitions = loop {
             match partitions_of(probe, topic) {
-                Ok(partitions) if !partitions.is_empty() => break partitions,
+                Ok(partitions) if !partitions.is_empty() && all_led(probe, topic) => break partitions,
                 Ok(_) | Err(KafkaError::UnknownTopic { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -105,6 +105,80 @@ fn wait_until_visible(probe: &BaseConsumer, topics: &[(String, i32)]) -> Result<
         }
     }
     Ok(())
+}
+
+/// Checks that `topic` exists with every `(setting, value)` of `required`, as the
+/// broker reports them (DescribeConfigs); the first that differs is an error
+/// naming the setting, its value and the value wanted.
+///
+/// A broker that does not implement DescribeConfigs (librdkafka's mock cluster;
+/// perhaps Tansu) cannot be checked: that is logged as a warning and passes,
+/// since refusing would make such a broker unusable rather than safer.
+pub async fn check_topic_settings(config: &KafkaConfig, topic: &str, required: &[(&str, &str)]) -> Result<()> {
+    let admin = config.admin()?;
+    let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+    let answer = admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options).await;
+    let resource = match answer.map(|mut results| results.pop()) {
+        Ok(Some(Ok(resource))) => resource,
+        Ok(Some(Err(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
+            return Err(KafkaError::UnknownTopic { topic: topic.to_owned(), reason: "absent from the broker".to_owned() });
+        }
+        Ok(Some(Err(code))) => {
+            tracing::warn!(%topic, %code, "the broker does not describe topic settings; retention of the topic is not checked");
+            return Ok(());
+        }
+        Ok(None) => {
+            tracing::warn!(%topic, "the broker described no topic settings; retention of the topic is not checked");
+            return Ok(());
+        }
+        Err(error) => {
+            tracing::warn!(%topic, %error, "DescribeConfigs failed; retention of the topic is not checked");
+            return Ok(());
+        }
+    };
+    for (setting, wanted) in required {
+        let found = resource.get(setting).and_then(|entry| entry.value.clone());
+        if found.as_deref() != Some(*wanted) {
+            return Err(KafkaError::TopicSetting {
+                topic: topic.to_owned(),
+                setting: (*setting).to_owned(),
+                found: found.unwrap_or_else(|| "(unset)".to_owned()),
+                wanted: (*wanted).to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether every partition of `topic` has a leader: a topic just created is in
+/// metadata before its partitions are led, and a ListOffsets or produce sent then
+/// is answered NotLeaderForPartition.
+fn all_led(probe: &BaseConsumer, topic: &str) -> bool {
+    let Ok(metadata) = probe.fetch_metadata(Some(topic), REQUEST_TIMEOUT) else {
+        return false;
+    };
+    metadata.topics().iter().filter(|t| t.name() == topic).all(|t| {
+        !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+    })
+}
+
+/// Errors a broker answers while a partition's leadership settles (a topic just
+/// created, a broker just restarted): asked again a moment later, it answers.
+fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+        )
+    )
 }
 
 /// The partition ids of `topic`, ascending. Blocks for at most
@@ -177,13 +251,26 @@ impl OffsetProbe {
             if ends.contains_key(&partition) {
                 continue;
             }
-            let (_low, high) = self
-                .consumer
-                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
-                .map_err(|source| KafkaError::Watermarks { topic: topic.to_owned(), partition, source })?;
+            let high = self.high_watermark(topic, partition)?;
             ends.insert(partition, high);
         }
         Ok(ends)
+    }
+
+    /// One partition's high watermark; transient answers (leadership settling)
+    /// are asked again until [`REQUEST_TIMEOUT`] has passed.
+    fn high_watermark(&self, topic: &str, partition: i32) -> Result<i64> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            match self.consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT) {
+                Ok((_low, high)) => return Ok(high),
+                Err(source) if is_transient(&source) && Instant::now() < deadline => {
+                    tracing::debug!(%topic, partition, error = %source, "offset request answered transiently; asking again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(source) => return Err(KafkaError::Watermarks { topic: topic.to_owned(), partition, source }),
+            }
+        }
     }
 
     fn cached_partitions(&self, topic: &str) -> Result<Vec<i32>> {

@@ -12,8 +12,8 @@ use rdkafka::producer::FutureProducer;
 use crate::error::{KafkaError, Result};
 
 /// Brokers used when neither an argument nor `LEDGER_KAFKA_BROKERS` names any:
-/// the broker `scripts/dev-broker start` runs. It is 127.0.0.1 rather than
-/// localhost because Tansu listens on IPv4 only.
+/// the broker `scripts/kafka start` (or `scripts/dev-broker start`) runs. It is
+/// 127.0.0.1 rather than localhost because both listen on IPv4 only.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 
 /// Prefix of the environment variables that become client properties.
@@ -242,13 +242,19 @@ impl KafkaConfig {
     /// A consumer outside any group, for metadata and end-offset queries
     /// (see `OffsetProbe`).
     pub(crate) fn probe_consumer(&self) -> Result<BaseConsumer> {
-        let mut config = self.base_client_config();
-        // A probe must not create topics by asking for their metadata.
-        config.set("allow.auto.create.topics", "false");
-        config.create().map_err(|source| KafkaError::Client {
+        self.probe_client_config().create().map_err(|source| KafkaError::Client {
             role: "metadata",
             source,
         })
+    }
+
+    /// The configuration of a consumer outside any group that only asks for
+    /// metadata and offsets.
+    pub(crate) fn probe_client_config(&self) -> ClientConfig {
+        let mut config = self.base_client_config();
+        // A probe must not create topics by asking for their metadata.
+        config.set("allow.auto.create.topics", "false");
+        config
     }
 
     /// An admin client (topic creation).

@@ -18,7 +18,7 @@ pub enum KafkaError {
 
     /// librdkafka refused the configuration (unknown property, bad value, a
     /// feature the build lacks such as SSL).
-    #[error("could not create the Kafka {role} client: {source}")]
+    #[error("could not create the Kafka {role} client")]
     Client {
         role: &'static str,
         #[source]
@@ -26,7 +26,7 @@ pub enum KafkaError {
     },
 
     /// The CreateTopics request itself failed (timeout, broker unreachable).
-    #[error("CreateTopics request failed: {0}")]
+    #[error("CreateTopics request failed")]
     Admin(#[source] RdKafkaError),
 
     /// The broker refused to create one topic.
@@ -36,8 +36,28 @@ pub enum KafkaError {
         code: RDKafkaErrorCode,
     },
 
+    /// A topic exists with a setting the ledger cannot run with (loan.events
+    /// must keep every fact forever).
+    #[error(
+        "topic {topic} has {setting}={found}, but the ledger needs {setting}={wanted} (nothing may ever be deleted \
+         from it); change it with: kafka-configs.sh --bootstrap-server HOST:PORT --alter --entity-type topics \
+         --entity-name {topic} --add-config {setting}={wanted}"
+    )]
+    TopicSetting { topic: String, setting: String, found: String, wanted: String },
+
+    /// The brokers refused the client's credentials (SASL).
+    #[error(
+        "the brokers {brokers} refused the credentials: {reason}; check sasl.username and sasl.password \
+         (-X sasl.password=... or LEDGER_KAFKA_SASL_PASSWORD) and sasl.mechanisms"
+    )]
+    Authentication { brokers: String, reason: String },
+
+    /// No broker answered within the bound.
+    #[error("no broker of {brokers} answered within {timeout_ms} ms: {reason}")]
+    Unreachable { brokers: String, timeout_ms: u64, reason: String },
+
     /// A metadata request failed.
-    #[error("metadata request for topic {topic} failed: {source}")]
+    #[error("metadata request for topic {topic} failed")]
     Metadata {
         topic: String,
         #[source]
@@ -49,7 +69,7 @@ pub enum KafkaError {
     UnknownTopic { topic: String, reason: String },
 
     /// A watermark (ListOffsets) request failed.
-    #[error("offset request for {topic}/{partition} failed: {source}")]
+    #[error("offset request for {topic}/{partition} failed")]
     Watermarks {
         topic: String,
         partition: i32,
@@ -58,7 +78,7 @@ pub enum KafkaError {
     },
 
     /// A message could not be delivered.
-    #[error("could not produce to {topic}: {source}")]
+    #[error("could not produce to {topic}")]
     Produce {
         topic: String,
         #[source]
@@ -66,7 +86,7 @@ pub enum KafkaError {
     },
 
     /// The embedded mock cluster failed.
-    #[error("mock cluster: {0}")]
+    #[error("mock cluster failed")]
     Mock(#[source] RdKafkaError),
 
     /// A bounded wait ran out.

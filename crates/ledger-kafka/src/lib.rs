@@ -10,19 +10,21 @@
 
 mod admin;
 mod config;
+mod connect;
 mod dlq;
 mod error;
 mod mock;
 pub mod topics;
 
 pub use admin::{
-    create_topics, end_offsets, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT,
+    check_topic_settings, create_topics, end_offsets, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT,
     TOPIC_VISIBLE_TIMEOUT,
 };
 pub use config::{
     parse_property, KafkaConfig, DEFAULT_BROKERS, ENV_BROKERS, ENV_PREFIX, MESSAGE_TIMEOUT_MS,
     SESSION_TIMEOUT_MS,
 };
+pub use connect::{check_connection, CONNECT_TIMEOUT};
 pub use dlq::{
     dead_letter, dead_letter_message, DeadLetterOrigin, HEADER_REASON, HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,

@@ -39,6 +39,46 @@ pub fn dlq(topic: &str) -> String {
     format!("{topic}{DLQ_SUFFIX}")
 }
 
+/// One day in milliseconds, for retention settings.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long inputs stay on their topics: a week (Apache Kafka's default, written
+/// down). Once decided, an input lives on as its fact in loan.events; the input
+/// topic is only read again by a service that resumes from its stored position.
+pub const INPUT_RETENTION_MS: i64 = 7 * DAY_MS;
+
+/// How long outputs (postings, notices, receipts) and dead letters stay: 30 days,
+/// time for a subscriber that was down to catch up, or an operator to look at a
+/// dead letter. Every output can be derived again from loan.events.
+pub const OUTPUT_RETENTION_MS: i64 = 30 * DAY_MS;
+
+/// The topic settings the ledger creates `topic` with, as `(name, value)` pairs
+/// of Kafka topic configuration.
+///
+/// loan.events is the source of truth: kept forever (`retention.ms=-1`,
+/// `retention.bytes=-1`) and never compacted (compaction keeps one fact per
+/// borrower). Every other topic is deleted by time: inputs after
+/// [`INPUT_RETENTION_MS`], outputs and dead letters after [`OUTPUT_RETENTION_MS`].
+pub fn settings(topic: &str) -> Vec<(&'static str, String)> {
+    let retention_ms = if topic == EVENTS {
+        -1
+    } else if topic.ends_with(DLQ_SUFFIX) || [ACCRUALS, OVERDUE, RECEIPTS].contains(&topic) {
+        OUTPUT_RETENTION_MS
+    } else {
+        INPUT_RETENTION_MS
+    };
+    vec![
+        ("cleanup.policy", "delete".to_owned()),
+        ("retention.ms", retention_ms.to_string()),
+        ("retention.bytes", "-1".to_owned()),
+    ]
+}
+
+/// The settings loan.events must have at start-up for the ledger to run: nothing
+/// may ever be deleted from the source of truth.
+pub const EVENTS_REQUIRED: &[(&str, &str)] =
+    &[("cleanup.policy", "delete"), ("retention.ms", "-1"), ("retention.bytes", "-1")];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +88,19 @@ mod tests {
         let unique: std::collections::BTreeSet<_> = ALL.iter().collect();
         assert_eq!(unique.len(), ALL.len());
         assert_eq!(dlq(REPAYMENTS), "payments.repayments.dlq");
+    }
+
+    #[test]
+    fn the_source_of_truth_is_kept_forever_and_the_rest_by_time() {
+        let value = |topic: &str, key: &str| settings(topic).into_iter().find(|(k, _)| *k == key).unwrap().1;
+        for (key, wanted) in EVENTS_REQUIRED {
+            assert_eq!(value(EVENTS, key), *wanted, "{key}");
+        }
+        assert_eq!(value(APPLICATIONS, "retention.ms"), "604800000");
+        assert_eq!(value(RECEIPTS, "retention.ms"), "2592000000");
+        assert_eq!(value(&dlq(EVENTS), "retention.ms"), "2592000000");
+        for topic in ALL {
+            assert_eq!(value(topic, "cleanup.policy"), "delete", "{topic}");
+        }
     }
 }

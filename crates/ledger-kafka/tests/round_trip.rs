@@ -3,7 +3,7 @@
 //! (scripts/test sets it; the test fails without it), e.g.:
 //!
 //! ```text
-//! scripts/dev-broker start --port 19092 --dir "$(mktemp -d)"
+//! scripts/kafka start --port 19092 --dir "$(mktemp -d)"
 //! LEDGER_TEST_BROKERS=127.0.0.1:19092 cargo test -p ledger-kafka -- --nocapture
 //! ```
 //!
@@ -53,7 +53,7 @@ async fn real_broker_round_trip() {
     // Not a silent skip: a run without a broker has not tested the real thing.
     // scripts/test (the project's test command) starts one and sets the variable.
     let brokers = std::env::var("LEDGER_TEST_BROKERS").expect(
-        "LEDGER_TEST_BROKERS is not set: run scripts/test, or scripts/dev-broker start --port 19092 \
+        "LEDGER_TEST_BROKERS is not set: run scripts/test, or scripts/kafka start --port 19092 \
          and LEDGER_TEST_BROKERS=127.0.0.1:19092 cargo test -p ledger-kafka",
     );
     let config = KafkaConfig::from_env_and_args(Some(&brokers), "ledger-kafka-test", &[]).unwrap();

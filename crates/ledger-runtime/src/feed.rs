@@ -60,7 +60,7 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     let mut report = FeedReport { inputs: inputs.len(), ..FeedReport::default() };
     let total = inputs.len();
     for (done, (line, input)) in inputs.into_iter().enumerate() {
-        let at_line = |e: RuntimeError| RuntimeError::Refused(format!("line {line}: {e}"));
+        let at_line = |e: RuntimeError| RuntimeError::Refused(format!("line {line}: {}", crate::error_chain(&e)));
         match &input {
             Input::Open { date } => control::open(&mut control_view, &producer, *date).await.map_err(at_line)?,
             Input::CloseDay { date } => {

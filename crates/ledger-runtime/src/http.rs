@@ -60,7 +60,7 @@ async fn answer(mut stream: TcpStream, tree: StoreTree) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
     let (status, body) = tokio::task::spawn_blocking(move || projector::route(&tree, &method, &target))
         .await
-        .unwrap_or_else(|e| (500, serde_json::json!({"error": e.to_string()})));
+        .unwrap_or_else(|e| (500, serde_json::json!({"error": crate::error_chain(&e)})));
     respond(&mut stream, status, &body).await
 }
 

@@ -35,7 +35,7 @@ pub struct Context {
 pub enum RuntimeError {
     #[error(transparent)]
     Kafka(#[from] ledger_kafka::KafkaError),
-    #[error("kafka: {0}")]
+    #[error("Kafka client error")]
     Rdkafka(#[from] ledger_kafka::rdkafka::error::KafkaError),
     #[error(transparent)]
     Store(#[from] ledger_store::StoreError),
@@ -43,13 +43,26 @@ pub enum RuntimeError {
     Refused(String),
     #[error("timed out: {0}")]
     Timeout(String),
-    #[error("i/o: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Scenario(#[from] ledger_core::scenario::ScenarioError),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// An error and its sources, joined by ": ", for a message that stands alone (an
+/// error's own Display never repeats its source; see STYLE.md).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// The five services, in the order `loanctl up` starts them.
 pub fn handlers() -> Vec<Arc<dyn Handler>> {
@@ -108,10 +121,19 @@ pub fn all_topics() -> Vec<String> {
     names
 }
 
-/// Creates every topic (idempotent).
+/// Creates every topic (idempotent) with the settings of
+/// [`ledger_kafka::topics::settings`], then checks loan.events.
 pub async fn create_topics(kafka: &ledger_kafka::KafkaConfig, partitions: i32) -> Result<()> {
     let names = all_topics();
     let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
     ledger_kafka::create_topics(kafka, &list).await?;
+    check_topics(kafka).await
+}
+
+/// Refuses to start on a loan.events that could lose facts: the source of truth
+/// must be kept forever and never compacted (an existing topic created with the
+/// broker's defaults is deleted after 7 days on Apache Kafka).
+pub async fn check_topics(kafka: &ledger_kafka::KafkaConfig) -> Result<()> {
+    ledger_kafka::check_topic_settings(kafka, topics::EVENTS, topics::EVENTS_REQUIRED).await?;
     Ok(())
 }

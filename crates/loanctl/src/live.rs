@@ -30,6 +30,8 @@ pub struct BrokerArgs {
 impl BrokerArgs {
     pub fn context(&self, config: Arc<ProductConfig>) -> anyhow::Result<Context> {
         let kafka = KafkaConfig::from_env_and_args(self.brokers.as_deref(), "loanctl", &self.property)?;
+        // A wrong address or password is one clear error now, not a hang later.
+        ledger_kafka::check_connection(&kafka)?;
         Ok(Context { kafka, config })
     }
 }
@@ -43,6 +45,7 @@ pub async fn topics_create(ctx: &Context, partitions: i32) -> anyhow::Result<()>
 /// Runs the named services (all of them for `up`) and the projector with its HTTP API,
 /// until Ctrl-C or SIGTERM; then drains and stops.
 pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    ledger_runtime::check_topics(&ctx.kafka).await?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
     let (stop, stopped) = watch::channel(false);

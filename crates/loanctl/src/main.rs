@@ -298,3 +298,34 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(args: &[&str]) -> Command {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).command
+    }
+
+    /// The HTTP API has no authentication: it listens on loopback unless an
+    /// operator names another address.
+    #[test]
+    fn http_is_bound_to_loopback_unless_told() {
+        match command(&["loanctl", "up", "--data", "d"]) {
+            Command::Up { http, .. } => assert_eq!(http.to_string(), "127.0.0.1:8080"),
+            _ => unreachable!(),
+        }
+        match command(&["loanctl", "demo"]) {
+            Command::Demo { http, .. } => assert!(http.ip().is_loopback()),
+            _ => unreachable!(),
+        }
+        match command(&["loanctl", "run", "projector", "--data", "d", "--http", "0.0.0.0:9000"]) {
+            Command::Run { http, .. } => assert_eq!(http.unwrap().to_string(), "0.0.0.0:9000"),
+            _ => unreachable!(),
+        }
+        match command(&["loanctl", "run", "projector", "--data", "d"]) {
+            Command::Run { http, .. } => assert_eq!(http, None),
+            _ => unreachable!(),
+        }
+    }
+}
