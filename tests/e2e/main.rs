@@ -71,7 +71,7 @@ fn feed_and_compare(broker: &Broker, up: &Up, file: &Path, work: &Path) {
 
 #[test]
 fn golden_scenarios_through_the_broker_equal_simulate_and_replay() {
-    for name in ["spec-example", "overdue-cure", "writeoff-recovery", "limits-and-orders", "npl-blacklist", "first-month"] {
+    for name in ["spec-example", "overdue-cure", "writeoff-recovery", "limits-and-orders", "npl-blacklist", "first-month", "rewards"] {
         // A fresh ledger for each (the topics have fixed names): a broker each.
         let broker = Broker::start();
         let dir = TempDir::new(name);
@@ -157,7 +157,10 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
     let expected_accruals = sink.iter().filter(|d| matches!(d, ledger_core::Derived::Accrual(_))).count();
     let expected_overdue = sink
         .iter()
-        .filter(|d| matches!(d, ledger_core::Derived::Overdue(_) | ledger_core::Derived::AutoBlacklisted { .. }))
+        .filter(|d| {
+            use ledger_core::Derived::{AutoBlacklisted, LoanRecalled, Overdue, RiskWarning};
+            matches!(d, Overdue(_) | AutoBlacklisted { .. } | RiskWarning(_) | LoanRecalled(_))
+        })
         .count();
     let expected_receipts = sink.iter().filter(|d| matches!(d, ledger_core::Derived::Receipt(_))).count();
     assert_eq!(accruals.len(), expected_accruals, "accrual postings lost or doubled");
@@ -270,6 +273,57 @@ fn collections_consumer_sees_overdue_bucket_change_and_cure_with_amounts() {
     .collect();
     assert_eq!(summary, expected);
     assert!(notices.iter().all(|n| n.loan_id == "A1" && n.borrower_id == "B1"));
+    up.stop();
+}
+
+#[test]
+fn merchant_updates_through_the_broker_equal_simulate_and_collections_sees_warnings_and_recalls() {
+    let broker = Broker::start();
+    let work = TempDir::new("monitoring");
+    let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
+    feed_and_compare(&broker, &up, &repo_root().join("tests/scenarios/monitoring-recall.jsonl"), work.path());
+    // loan.overdue as the collections team reads it: every RISK_WARNING and
+    // LOAN_RECALLED decodes, with the figures of tests/scenarios/README.md
+    // (monitoring-recall).
+    let mut warnings = BTreeSet::new();
+    let mut recalls = BTreeSet::new();
+    for (key, payload, _) in read_topic(&broker.brokers(), topics::OVERDUE) {
+        let notice = ledger_proto::decode::<pb::CollectionsNotice>(&payload).unwrap();
+        match ledger_core::Derived::from_proto(notice).unwrap() {
+            ledger_core::Derived::RiskWarning(w) => {
+                assert_eq!(key, w.borrower_id, "a notice is keyed by its borrower");
+                let loans: Vec<(String, String)> = w.loans.iter().map(|l| (l.loan_id.clone(), l.principal_outstanding.to_string())).collect();
+                warnings.insert((w.borrower_id, w.date.to_string(), w.score.to_string(), w.previous_score.to_string(), loans));
+            }
+            ledger_core::Derived::LoanRecalled(r) => {
+                assert_eq!(key, r.borrower_id, "a notice is keyed by its borrower");
+                recalls.insert((
+                    r.loan_id,
+                    r.date.to_string(),
+                    r.previous_maturity_date.to_string(),
+                    r.maturity_date.to_string(),
+                    [r.principal_owed.to_string(), r.interest_owed.to_string(), r.penalty_owed.to_string()],
+                ));
+            }
+            _ => {}
+        }
+    }
+    let s = |x: &str| x.to_string();
+    let exposure = vec![(s("A1"), s("10000.00")), (s("A2"), s("2000.00"))];
+    let expected_warnings: BTreeSet<_> = [
+        (s("B1"), s("2026-02-03"), s("45.00"), s("100.00"), exposure.clone()),
+        (s("B1"), s("2026-02-03"), s("39.80"), s("45.00"), exposure),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(warnings, expected_warnings);
+    let expected_recalls: BTreeSet<_> = [
+        (s("A1"), s("2026-02-03"), s("2026-04-02"), s("2026-02-10"), [s("10000.00"), s("12.00"), s("0.00")]),
+        (s("A2"), s("2026-02-03"), s("2026-02-11"), s("2026-02-10"), [s("2000.00"), s("2.00"), s("0.00")]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(recalls, expected_recalls);
     up.stop();
 }
 

@@ -30,6 +30,47 @@ pub struct ProductConfig {
     /// The borrower is blacklisted automatically when a loan reaches this DPD.
     pub auto_blacklist_dpd: u32,
     pub scoring: Scoring,
+    /// In-loan monitoring (SPEC section 12): warning and recall thresholds.
+    pub monitoring: Monitoring,
+    /// Rewards for borrowers who repay on time (SPEC section 12).
+    pub rewards: Rewards,
+}
+
+/// Early warning and recall (贷中监控). Thresholds are compared with the exact score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// A borrower is `warning` while its score is below this.
+    pub warning_score_below: Decimal,
+    /// An accepted merchant update scoring below this recalls the borrower's ACTIVE loans.
+    pub recall_score_below: Decimal,
+    /// A recalled loan matures this many days after the open business date of the update.
+    pub recall_days: i64,
+}
+
+/// Rewards (贷后激励) for borrowers who repay on time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rewards {
+    /// A borrower is rewarded from this many loans repaid on time on (and while it is
+    /// not blacklisted, has nothing overdue and never had a loan written off).
+    pub on_time_loans_min: u32,
+    /// A rewarded borrower's application is approved from this score.
+    pub approve_score_min: Decimal,
+    /// A rewarded borrower's loan gets the product's daily rate x this.
+    pub rate_multiplier: Decimal,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring { warning_score_below: d("50"), recall_score_below: d("40"), recall_days: 7 }
+    }
+}
+
+impl Default for Rewards {
+    fn default() -> Self {
+        Rewards { on_time_loans_min: 3, approve_score_min: d("55"), rate_multiplier: d("0.9") }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +147,8 @@ impl Default for ProductConfig {
                     indicator(Indicator::PositiveReviewRate, "0.1", "0", "1"),
                 ]),
             },
+            monitoring: Monitoring::default(),
+            rewards: Rewards::default(),
         }
     }
 }
@@ -138,6 +181,16 @@ impl ProductConfig {
                     return bad("an indicator's zero_at and hundred_at must differ");
                 }
             }
+        }
+        let m = &self.monitoring;
+        if m.recall_days < 0 || self.rewards.rate_multiplier < Decimal::ZERO {
+            return bad("monitoring.recall_days and rewards.rate_multiplier must be >= 0");
+        }
+        // Stored scores are rounded down at 26 decimals or more (see scoring), which keeps
+        // every comparison with a threshold of at most that many decimals exact.
+        let thresholds = [self.approve_score_min, m.warning_score_below, m.recall_score_below, self.rewards.approve_score_min];
+        if thresholds.iter().any(|t| t.scale() > 20) {
+            return bad("score thresholds may have at most 20 decimals");
         }
         Ok(())
     }
@@ -176,6 +229,16 @@ mod tests {
     fn default_round_trips_through_toml() {
         let text = ProductConfig::default().to_toml_string();
         assert_eq!(ProductConfig::from_toml_str(&text).unwrap(), ProductConfig::default());
+    }
+
+    #[test]
+    fn monitoring_and_rewards_override_key_by_key() {
+        let c = ProductConfig::from_toml_str("[monitoring]\nrecall_days = 14\n[rewards]\nrate_multiplier = \"0.8\"\n").unwrap();
+        assert_eq!(c.monitoring.recall_days, 14);
+        assert_eq!(c.monitoring.warning_score_below, ProductConfig::default().monitoring.warning_score_below);
+        assert_eq!(c.rewards.rate_multiplier, d("0.8"));
+        assert_eq!(c.rewards.on_time_loans_min, 3);
+        assert!(ProductConfig::from_toml_str("[monitoring]\nrecall_days = -1\n").is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::date::Date;
 use crate::ledger::Ledger;
 use crate::model::{Bucket, LoanStatus};
 use crate::money::{format_fixed, Money};
-use crate::state::{ActionRecord, ApplicationRecord, Book, Borrower, Loan, PaymentRecord};
+use crate::config::ProductConfig;
+use crate::state::{ActionRecord, ApplicationRecord, Book, Borrower, Loan, PaymentRecord, UpdateRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Export {
@@ -21,6 +22,7 @@ pub struct Export {
     pub applications: Vec<ApplicationView>,
     pub payments: Vec<PaymentView>,
     pub collections_actions: Vec<ActionView>,
+    pub merchant_updates: Vec<UpdateView>,
     pub portfolio: PortfolioView,
 }
 
@@ -42,6 +44,9 @@ pub struct LoanView {
     pub recovered: Money,
     pub dpd: u32,
     pub bucket: String,
+    /// The loan's own daily rate, e.g. "0.0006" or "0.00054".
+    pub daily_rate: String,
+    pub recalled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +56,11 @@ pub struct BorrowerView {
     pub outstanding_principal: Money,
     pub blacklisted: bool,
     pub malicious: bool,
+    /// The latest score, half up to 0.01.
+    pub score: String,
+    pub warning: bool,
+    pub on_time_loans: u32,
+    pub rewarded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +88,16 @@ pub struct PaymentView {
 pub struct ActionView {
     pub action_id: String,
     pub status: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateView {
+    pub update_id: String,
+    pub borrower_id: String,
+    pub status: String,
+    /// Null for a REJECTED update.
+    pub score: Option<String>,
     pub reason: Option<String>,
 }
 
@@ -159,17 +179,33 @@ pub fn loan_view(l: &Loan) -> LoanView {
         recovered: l.recovered,
         dpd: l.dpd,
         bucket: l.bucket.as_str().to_string(),
+        daily_rate: l.daily_rate.normalize().to_string(),
+        recalled: l.recalled,
     }
 }
 
 
-pub fn borrower_view(book: &Book, b: &Borrower) -> BorrowerView {
+pub fn borrower_view(config: &ProductConfig, book: &Book, b: &Borrower) -> BorrowerView {
     BorrowerView {
         borrower_id: b.borrower_id.clone(),
         credit_line: b.credit_line,
         outstanding_principal: book.outstanding_of(b),
         blacklisted: b.blacklisted,
         malicious: b.malicious,
+        score: format_fixed(b.score, 2),
+        warning: book.is_warning(config, b),
+        on_time_loans: b.on_time_loans,
+        rewarded: book.is_rewarded(config, b),
+    }
+}
+
+pub fn update_view(u: &UpdateRecord) -> UpdateView {
+    UpdateView {
+        update_id: u.update_id.clone(),
+        borrower_id: u.borrower_id.clone(),
+        status: if u.applied { "APPLIED" } else { "REJECTED" }.to_string(),
+        score: u.score.map(|s| format_fixed(s, 2)),
+        reason: u.reason.map(|r| r.as_str().to_string()),
     }
 }
 
@@ -215,7 +251,7 @@ impl Ledger {
         // (by borrower id, unique within a book) is what makes this list canonical.
         let mut borrowers: Vec<BorrowerView> = books
             .values()
-            .flat_map(|book| book.borrowers().values().map(move |b| borrower_view(book, b)))
+            .flat_map(|book| book.borrowers().values().map(move |b| borrower_view(self.config(), book, b)))
             .collect();
         borrowers.sort_by(|a, b| a.borrower_id.cmp(&b.borrower_id));
 
@@ -240,6 +276,10 @@ impl Ledger {
             .collect();
         collections_actions.sort_by(|a, b| a.action_id.cmp(&b.action_id));
 
+        let mut merchant_updates: Vec<UpdateView> =
+            books.values().flat_map(|b| b.updates().values()).map(update_view).collect();
+        merchant_updates.sort_by(|a, b| a.update_id.cmp(&b.update_id));
+
         Export {
             business_date: self.business_date(),
             loans,
@@ -247,6 +287,7 @@ impl Ledger {
             applications,
             payments,
             collections_actions,
+            merchant_updates,
             portfolio: self.portfolio(),
         }
     }

@@ -44,6 +44,23 @@ pub enum Fact {
         borrower_id: Option<String>,
         reason: Reason,
     },
+    /// A merchant update was accepted (SPEC section 12): the borrower's score and credit
+    /// line become these. The fold derives the warning and the recall at the fact's
+    /// position (as it derives automatic blacklisting at a close), so every reader
+    /// recalls the same loans to the same date.
+    MerchantUpdateApplied(UpdateApplied),
+    /// A merchant update was refused (UNKNOWN_BORROWER): nothing else changes.
+    MerchantUpdateRefused { update_id: String, borrower_id: String, reason: Reason },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateApplied {
+    pub update_id: String,
+    pub borrower_id: String,
+    /// The score of the update's figures, stored as scores are (see [`crate::scoring`]).
+    pub score: Decimal,
+    /// The borrower's credit line recomputed from the update's figures.
+    pub credit_line: Money,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +95,9 @@ pub struct Disbursement {
     pub disbursed_on: Date,
     pub maturity_date: Date,
     pub order_ids: Vec<String>,
+    /// The loan's own daily rate for life (a rewarded borrower's is discounted). `None`
+    /// only in facts written before rates were kept per loan: the product's rate then.
+    pub daily_rate: Option<Decimal>,
 }
 
 impl Fact {
@@ -93,6 +113,8 @@ impl Fact {
             Fact::ActionApplied { action_id, .. } | Fact::ActionRefused { action_id, .. } => {
                 format!("action:{action_id}")
             }
+            Fact::MerchantUpdateApplied(u) => format!("update:{}", u.update_id),
+            Fact::MerchantUpdateRefused { update_id, .. } => format!("update:{update_id}"),
         }
     }
 
@@ -110,6 +132,8 @@ impl Fact {
                 | ActionEffect::WrittenOff { borrower_id, .. } => borrower_id,
             }),
             Fact::ActionRefused { target_id, borrower_id, .. } => Some(borrower_id.as_deref().unwrap_or(target_id)),
+            Fact::MerchantUpdateApplied(u) => Some(&u.borrower_id),
+            Fact::MerchantUpdateRefused { borrower_id, .. } => Some(borrower_id),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! What a service does, without any I/O: the handler of one service (origination,
-//! repayment, accrual, collections) says which input it decides and which notices it
+//! repayment, accrual, collections, monitoring) says which input it decides and which notices it
 //! publishes. The runtime crate drives any handler: it consumes, decodes, folds
 //! loan.events into the view, calls the handler, produces the outputs and stores its
 //! offsets with its state.
 
 use crate::input::Input;
 use crate::ledger::{Decision, InputError, Ledger};
-use crate::state::{Accrual, Derived, OverdueNotice, PaymentRecord};
+use crate::state::{Accrual, Derived, LoanRecalled, OverdueNotice, PaymentRecord, RiskWarning};
 use crate::Date;
 
 /// The input topics a service can decide.
@@ -18,6 +18,8 @@ pub enum InputKind {
     Repayment,
     /// collections.actions
     Collections,
+    /// merchant.updates
+    MerchantUpdate,
 }
 
 impl InputKind {
@@ -27,6 +29,7 @@ impl InputKind {
             (InputKind::Application, Input::Application(_))
                 | (InputKind::Repayment, Input::Repayment(_))
                 | (InputKind::Collections, Input::Collections(_))
+                | (InputKind::MerchantUpdate, Input::MerchantUpdate(_))
         )
     }
 }
@@ -40,6 +43,10 @@ pub enum Notice {
     Overdue(OverdueNotice),
     /// loan.overdue
     Blacklisted { borrower_id: String, loan_id: String, dpd: u32, date: Date },
+    /// loan.overdue: RISK_WARNING.
+    RiskWarning(RiskWarning),
+    /// loan.overdue: LOAN_RECALLED.
+    LoanRecalled(LoanRecalled),
     /// loan.receipts: how a payment was applied, or why it was refused.
     Receipt(PaymentRecord),
     /// loan.receipts: a payment id seen before; nothing changed.

@@ -20,6 +20,8 @@ pub enum Input {
     /// Closes the open business date (must name it).
     CloseDay { date: Date },
     Collections(CollectionsAction),
+    /// The platform's report of a borrower's operating figures (SPEC section 12).
+    MerchantUpdate(MerchantUpdate),
 }
 
 /// An amount as it arrived: its text and the currency it names (empty = CNY).
@@ -71,6 +73,14 @@ pub struct CollectionsAction {
     pub loan_id: Option<String>,
 }
 
+/// A borrower's latest operating figures, in the form of an application's `merchant`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantUpdate {
+    pub update_id: String,
+    pub borrower_id: String,
+    pub merchant: Merchant,
+}
+
 impl Input {
     /// The idempotency key of the input, if it has one of its own.
     pub fn key(&self) -> String {
@@ -80,6 +90,7 @@ impl Input {
             Input::Repayment(r) => format!("payment:{}", r.payment_id),
             Input::CloseDay { date } => format!("close:{date}"),
             Input::Collections(c) => format!("action:{}", c.action_id),
+            Input::MerchantUpdate(u) => format!("update:{}", u.update_id),
         }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use crate::config::ProductConfig;
 use crate::date::Date;
-use crate::fact::{ActionEffect, ApplicationDecided, Disbursement, Fact};
+use crate::fact::{ActionEffect, ApplicationDecided, Disbursement, Fact, UpdateApplied};
 use crate::id::Id;
-use crate::input::{Application, CollectionsAction, Input, Repayment};
+use crate::input::{Application, CollectionsAction, Input, MerchantUpdate, Repayment};
 use crate::model::{ActionKind, LoanStatus, Product, Reason};
 use crate::money::Money;
-use crate::scoring::{credit_line, MerchantKind, ScoreError};
+use crate::scoring::{credit_line, Merchant, MerchantKind, Score, ScoreError};
 use crate::state::{Book, Borrower, FactKey, Loan, Outcome, Sink};
 
 /// An input that cannot be decided at all (as opposed to one that is refused with a
@@ -112,7 +112,47 @@ impl Ledger {
                 today.ok_or(InputError::NotOpen)?;
                 self.decide_action(c)
             }
+            Input::MerchantUpdate(u) => {
+                today.ok_or(InputError::NotOpen)?;
+                self.decide_update(u)
+            }
         }
+    }
+
+    /// The score and credit line of a merchant's figures (SPEC section 6); an error when
+    /// a figure the merchant kind's table needs is missing.
+    fn score_of(&self, merchant: &Merchant) -> Result<(Score, Money), InputError> {
+        let config = &self.config;
+        let table = match merchant.kind {
+            MerchantKind::Platform => &config.scoring.platform,
+            MerchantKind::OffPlatform => &config.scoring.off_platform,
+        };
+        let score = table.score(merchant)?;
+        let annual_sales = merchant.annual_sales.ok_or(InputError::Missing("merchant.annual_sales"))?;
+        let line = credit_line(annual_sales, config.credit_line_factor, score, config.credit_line_step, config.total_limit)?;
+        Ok((score, line))
+    }
+
+    /// SPEC section 12: figures first (an update that cannot be scored is invalid,
+    /// whatever its id or borrower), then the id, then the borrower.
+    fn decide_update(&self, u: &MerchantUpdate) -> Result<Decision, InputError> {
+        let (score, credit_line) = self.score_of(&u.merchant)?;
+        if self.seen(FactKey::Update(&u.update_id)) {
+            return Ok(Decision::Duplicate);
+        }
+        if self.borrower(&u.borrower_id).is_none() {
+            return Ok(Decision::Fact(Fact::MerchantUpdateRefused {
+                update_id: u.update_id.clone(),
+                borrower_id: u.borrower_id.clone(),
+                reason: Reason::UnknownBorrower,
+            }));
+        }
+        Ok(Decision::Fact(Fact::MerchantUpdateApplied(UpdateApplied {
+            update_id: u.update_id.clone(),
+            borrower_id: u.borrower_id.clone(),
+            score: score.to_decimal(),
+            credit_line,
+        })))
     }
 
     fn decide_application(&self, a: &Application, today: Date) -> Result<Decision, InputError> {
@@ -120,20 +160,21 @@ impl Ledger {
             return Ok(Decision::Duplicate);
         }
         let config = &self.config;
-        let table = match a.merchant.kind {
-            MerchantKind::Platform => &config.scoring.platform,
-            MerchantKind::OffPlatform => &config.scoring.off_platform,
-        };
-        let score = table.score(&a.merchant)?;
-        let annual_sales = a.merchant.annual_sales.ok_or(InputError::Missing("merchant.annual_sales"))?;
-        let line = credit_line(annual_sales, config.credit_line_factor, score, config.credit_line_step, config.total_limit)?;
+        let (score, line) = self.score_of(&a.merchant)?;
         let terms = config.terms(a.product);
+        let borrower = self.borrower(&a.borrower_id);
+        // A rewarded borrower is approved from a lower score and lent at a lower rate.
+        let rewarded = borrower.is_some_and(|(book, b)| book.is_rewarded(config, b));
+        let (score_min, daily_rate) = if rewarded {
+            (config.rewards.approve_score_min, (terms.daily_rate * config.rewards.rate_multiplier).normalize())
+        } else {
+            (config.approve_score_min, terms.daily_rate.normalize())
+        };
 
         let mut reasons = Vec::new();
-        if !score.at_least(config.approve_score_min) {
+        if !score.at_least(score_min) {
             reasons.push(Reason::ScoreTooLow);
         }
-        let borrower = self.borrower(&a.borrower_id);
         if borrower.is_some_and(|(_, b)| b.blacklisted) {
             reasons.push(Reason::Blacklisted);
         }
@@ -193,6 +234,7 @@ impl Ledger {
                 disbursed_on: today,
                 maturity_date: today.add_days(a.term_days),
                 order_ids,
+                daily_rate: Some(daily_rate),
             }),
             _ => None,
         };

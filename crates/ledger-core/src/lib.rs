@@ -1,4 +1,4 @@
-//! ledger-core: the loan ledger's whole rulebook (SPEC.md sections 2-8) as one pure,
+//! ledger-core: the loan ledger's whole rulebook (SPEC.md sections 2-8 and 12) as one pure,
 //! deterministic fold.
 //!
 //! Inputs are *decided* against the state into facts ([`Ledger::decide`]); facts are
@@ -16,6 +16,7 @@ pub mod input;
 pub mod ledger;
 pub mod model;
 pub mod money;
+pub mod monitoring;
 pub mod scenario;
 pub mod scoring;
 pub mod state;
@@ -23,7 +24,7 @@ pub mod state;
 pub use config::ProductConfig;
 pub use date::Date;
 pub use export::Export;
-pub use fact::{ActionEffect, ApplicationDecided, Disbursement, Fact};
+pub use fact::{ActionEffect, ApplicationDecided, Disbursement, Fact, UpdateApplied};
 pub use id::Id;
 pub use input::Input;
 pub use ledger::{Decision, InputError, Ledger};

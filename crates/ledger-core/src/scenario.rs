@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::config::ProductConfig;
 use crate::date::Date;
-use crate::input::{Application, CollectionsAction, Input, OrderRef, RawAmount, Repayment};
+use crate::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use crate::ledger::{Decision, InputError, Ledger};
 use crate::model::{ActionKind, Product};
 use crate::scoring::{Merchant, MerchantKind};
@@ -49,6 +49,16 @@ pub fn parse_line(text: &str) -> Result<Option<Input>, String> {
                 action,
                 borrower_id: optional_id(obj, "borrower_id")?,
                 loan_id: optional_id(obj, "loan_id")?,
+            })
+        }
+        "merchant_update" => {
+            // The figures first: an update that cannot be scored is invalid whatever
+            // its ids say (SPEC section 12).
+            let merchant = merchant(obj)?;
+            Input::MerchantUpdate(MerchantUpdate {
+                update_id: id(obj, "update_id")?,
+                borrower_id: id(obj, "borrower_id")?,
+                merchant,
             })
         }
         other => return Err(format!("unknown type {other:?}")),
@@ -138,13 +148,27 @@ fn application(obj: &Map<String, Value>) -> Result<Application, String> {
             .collect::<Result<_, String>>()?,
         Some(other) => return Err(format!("orders must be a list, got {other}")),
     };
+    let merchant = merchant(obj)?;
+    Ok(Application {
+        application_id: id(obj, "application_id")?,
+        borrower_id: id(obj, "borrower_id")?,
+        product,
+        amount: raw_amount(obj),
+        term_days,
+        orders,
+        merchant,
+    })
+}
+
+/// The `merchant` object of an application or a merchant update.
+fn merchant(obj: &Map<String, Value>) -> Result<Merchant, String> {
     let m = obj.get("merchant").and_then(Value::as_object).ok_or("merchant is missing or not an object")?;
     let kind = match string(m, "kind").map_err(|e| format!("merchant.{e}"))?.as_str() {
         "PLATFORM" => MerchantKind::Platform,
         "OFF_PLATFORM" => MerchantKind::OffPlatform,
         other => return Err(format!("merchant.kind {other:?} is not PLATFORM or OFF_PLATFORM")),
     };
-    let merchant = Merchant {
+    Ok(Merchant {
         kind,
         annual_sales: figure(m, "annual_sales")?,
         sales_growth: figure(m, "sales_growth")?,
@@ -154,15 +178,6 @@ fn application(obj: &Map<String, Value>) -> Result<Application, String> {
         inventory_turnover: figure(m, "inventory_turnover")?,
         debt_ratio: figure(m, "debt_ratio")?,
         positive_review_rate: figure(m, "positive_review_rate")?,
-    };
-    Ok(Application {
-        application_id: id(obj, "application_id")?,
-        borrower_id: id(obj, "borrower_id")?,
-        product,
-        amount: raw_amount(obj),
-        term_days,
-        orders,
-        merchant,
     })
 }
 

@@ -243,12 +243,26 @@ impl Ratio {
         Some(left.cmp(&right))
     }
 
+    /// floor(n/d) as a decimal with as many places as fit (up to 28; at least 26 for
+    /// any score up to 100). Rounding *down* keeps comparisons exact: for a threshold t
+    /// with at most that many places, floor(x) < t exactly when x < t, so the fold can
+    /// compare a stored score with 50, 40, 55 or 60 and get the decider's answer.
     fn to_decimal(self) -> Decimal {
-        // Both parts fit: a score is at most 100 and its denominator is small, but stay
-        // safe for any table by dividing in Decimal (28 significant digits).
-        let n = Decimal::try_from_i128_with_scale(self.n, 0).unwrap_or(Decimal::MAX);
-        let d = Decimal::try_from_i128_with_scale(self.d, 0).unwrap_or(Decimal::MAX);
-        n / d
+        const MANTISSA_MAX: i128 = (1 << 96) - 1;
+        let mut mantissa = self.n.div_euclid(self.d);
+        let mut rest = self.n.rem_euclid(self.d);
+        let mut scale = 0;
+        while scale < 28 && rest != 0 {
+            let (Some(shifted), Some(rest10)) = (mantissa.checked_mul(10), rest.checked_mul(10)) else { break };
+            let next = shifted + rest10 / self.d;
+            if next.abs() > MANTISSA_MAX {
+                break;
+            }
+            mantissa = next;
+            rest = rest10 % self.d;
+            scale += 1;
+        }
+        Decimal::try_from_i128_with_scale(mantissa, scale).unwrap_or(if mantissa < 0 { Decimal::MIN } else { Decimal::MAX })
     }
 }
 
@@ -334,6 +348,19 @@ mod tests {
         assert!(s.at_least(dec("60")));
         assert!(!s.at_least(dec("60.0000000001")));
         assert_eq!(s.shown(), dec("60.00"));
+    }
+
+    #[test]
+    fn stored_score_is_rounded_down_so_thresholds_compare_alike() {
+        // 85/90 x 10 = 9.444...: the stored decimal never exceeds the exact value.
+        let c = ProductConfig::default();
+        let s = c.scoring.platform.score(&platform("0.00", "-0.5", "0", "1", "85")).unwrap();
+        assert_eq!(s.to_decimal().to_string(), "9.444444444444444444444444444");
+        // A score one part in 10^27 below 50 is stored below 50, not rounded up to it.
+        let r = Ratio::new(50 * 10i128.pow(27) - 1, 10i128.pow(27)).unwrap();
+        assert!(r.to_decimal() < dec("50"));
+        assert_eq!(Ratio::new(-3, 2).unwrap().to_decimal(), dec("-1.5"));
+        assert_eq!(Ratio::new(1, 3).unwrap().to_decimal().to_string(), "0.3333333333333333333333333333");
     }
 
     #[test]

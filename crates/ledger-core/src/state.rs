@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Fact};
+pub use crate::monitoring::{LoanExposure, LoanRecalled, RiskWarning, UpdateRecord};
 use crate::id::Id;
 use crate::model::{Bucket, LoanStatus, Product, Reason};
 use crate::money::Money;
@@ -25,6 +26,10 @@ pub struct Loan {
     pub principal: Money,
     pub disbursed_on: Date,
     pub maturity_date: Date,
+    /// Its own daily rate, for life (the penalty rate is this x the multiplier).
+    pub daily_rate: Decimal,
+    /// Called early by a merchant update (its maturity date was moved to D + 7).
+    pub recalled: bool,
     pub principal_outstanding: Money,
     pub principal_repaid: Money,
     /// Exact accumulators: never rounded.
@@ -87,6 +92,12 @@ pub struct Borrower {
     pub malicious: bool,
     /// Ids of its loans, in the order they were disbursed.
     pub loans: Vec<String>,
+    /// The score of its latest application or accepted merchant update.
+    pub score: Decimal,
+    /// Loans it repaid on time (SETTLED with DPD 0 after the day they were lent).
+    pub on_time_loans: u32,
+    /// Whether any of its loans was ever written off.
+    pub written_off: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +178,7 @@ pub struct Book {
     pub(crate) payments: BTreeMap<Id, PaymentRecord>,
     pub(crate) actions: BTreeMap<Id, ActionRecord>,
     pub(crate) financed_orders: BTreeSet<Id>,
+    pub(crate) updates: BTreeMap<Id, UpdateRecord>,
     /// Derived income figures by business date: (interest, penalty) charged at its close.
     pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
 }
@@ -185,6 +197,11 @@ pub enum Derived {
     Receipt(PaymentRecord),
     /// The borrower was blacklisted automatically (a loan reached the configured DPD).
     AutoBlacklisted { borrower_id: String, loan_id: String, dpd: u32, date: Date },
+    /// A merchant update scored the borrower below the warning threshold while it had
+    /// an ACTIVE loan.
+    RiskWarning(RiskWarning),
+    /// A merchant update called a loan early.
+    LoanRecalled(LoanRecalled),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +325,10 @@ impl Book {
         &self.financed_orders
     }
 
+    pub fn updates(&self) -> &BTreeMap<Id, UpdateRecord> {
+        &self.updates
+    }
+
     pub fn income_by_day(&self) -> &BTreeMap<Date, (Money, Money)> {
         &self.income_by_day
     }
@@ -317,6 +338,7 @@ impl Book {
             FactKey::Application(id) => self.applications.contains_key(&Id::new(id)),
             FactKey::Payment(id) => self.payments.contains_key(&Id::new(id)),
             FactKey::Action(id) => self.actions.contains_key(&Id::new(id)),
+            FactKey::Update(id) => self.updates.contains_key(&Id::new(id)),
         }
     }
 
@@ -330,7 +352,7 @@ impl Book {
                 self.open = Some(*date);
                 Outcome::Applied
             }
-            Fact::ApplicationDecided(decided) => self.apply_application(decided, sink),
+            Fact::ApplicationDecided(decided) => self.apply_application(config, decided, sink),
             Fact::RepaymentAccepted { payment_id, loan_id, amount, .. } => {
                 self.apply_repayment(payment_id, loan_id, *amount, sink)
             }
@@ -364,10 +386,14 @@ impl Book {
                 slot.insert(ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) });
                 Outcome::Applied
             }
+            Fact::MerchantUpdateApplied(update) => self.apply_update(config, update, sink),
+            Fact::MerchantUpdateRefused { update_id, borrower_id, reason } => {
+                self.apply_update_refused(update_id, borrower_id, *reason)
+            }
         }
     }
 
-    fn apply_application(&mut self, d: &ApplicationDecided, sink: &mut impl Sink) -> Outcome {
+    fn apply_application(&mut self, config: &ProductConfig, d: &ApplicationDecided, sink: &mut impl Sink) -> Outcome {
         // One search of each map: the entry found for the duplicate check is the one
         // filled in below (the key is needed anyway when the fact applies).
         let btree_map::Entry::Vacant(application) = self.applications.entry(Id::new(&d.application_id)) else {
@@ -392,6 +418,7 @@ impl Book {
         match self.borrowers.get_mut(d.borrower_id.as_str()) {
             Some(borrower) => {
                 borrower.credit_line = d.credit_line;
+                borrower.score = d.score;
                 borrower.loans.extend(new_loan_id);
             }
             None => {
@@ -403,6 +430,9 @@ impl Book {
                         blacklisted: false,
                         malicious: false,
                         loans: new_loan_id.into_iter().collect(),
+                        score: d.score,
+                        on_time_loans: 0,
+                        written_off: false,
                     },
                 );
             }
@@ -423,6 +453,8 @@ impl Book {
                 principal: disb.principal,
                 disbursed_on: disb.disbursed_on,
                 maturity_date: disb.maturity_date,
+                daily_rate: disb.daily_rate.unwrap_or(config.terms(d.product).daily_rate),
+                recalled: false,
                 principal_outstanding: disb.principal,
                 principal_repaid: Money::ZERO,
                 interest_exact: Decimal::ZERO,
@@ -476,6 +508,7 @@ impl Book {
             reason: None,
         };
         let mut cured = None;
+        let mut on_time = false;
         match loan.status {
             LoanStatus::WrittenOff => {
                 record.status = PaymentStatus::Recovery;
@@ -503,6 +536,9 @@ impl Book {
                     if loan.dpd > 0 {
                         cured = Some((loan.dpd, loan.bucket));
                     }
+                    // On time: paid off by its maturity date, and not on the day it was
+                    // lent (SPEC section 12).
+                    on_time = loan.dpd == 0 && today.is_some_and(|d| d > loan.disbursed_on);
                     loan.status = LoanStatus::Settled;
                     loan.settled_on = today;
                     loan.dpd = 0;
@@ -511,6 +547,10 @@ impl Book {
             }
         }
         loan.check_invariants();
+        if on_time {
+            let borrower = self.borrowers.get_mut(loan.borrower_id.as_str()).expect("invariant: a loan's borrower exists");
+            borrower.on_time_loans += 1;
+        }
         if sink.enabled() {
             if let Some((dpd, previous_bucket)) = cured {
                 sink.emit(Derived::Overdue(OverdueNotice {
@@ -542,8 +582,6 @@ impl Book {
         if date > open {
             return Outcome::Ignored("day closed out of order (a gap in the business dates)");
         }
-        let order_rate = config.order.daily_rate;
-        let credit_rate = config.credit.daily_rate;
         let multiplier = config.penalty_multiplier;
         let (mut interest_income, mut penalty_income) = (Money::ZERO, Money::ZERO);
         let mut to_blacklist: Vec<(usize, u32)> = Vec::new();
@@ -552,10 +590,7 @@ impl Book {
                 continue;
             }
             let p = loan.principal_outstanding.as_decimal();
-            let rate = match loan.product {
-                Product::Order => order_rate,
-                Product::Credit => credit_rate,
-            };
+            let rate = loan.daily_rate;
             let (mut interest, mut penalty) = (Money::ZERO, Money::ZERO);
             if !p.is_zero() {
                 if date < loan.maturity_date {
@@ -655,6 +690,8 @@ impl Book {
                 }
                 loan.status = LoanStatus::WrittenOff;
                 loan.written_off_principal = loan.principal_outstanding;
+                let borrower = self.borrowers.get_mut(loan.borrower_id.as_str()).expect("invariant: a loan's borrower exists");
+                borrower.written_off = true;
             }
         }
         self.actions.insert(
@@ -671,4 +708,5 @@ pub enum FactKey<'a> {
     Application(&'a str),
     Payment(&'a str),
     Action(&'a str),
+    Update(&'a str),
 }

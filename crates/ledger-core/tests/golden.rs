@@ -26,5 +26,5 @@ fn every_golden_scenario_reproduces_its_export() {
         assert_eq!(got, expected, "{} differs from {}", path.display(), expected_path.display());
         checked += 1;
     }
-    assert!(checked >= 6, "expected at least 6 golden scenarios, found {checked}");
+    assert!(checked >= 8, "expected at least 8 golden scenarios, found {checked}");
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ledger_core::input::{Application, CollectionsAction, Input, OrderRef, RawAmount, Repayment};
+use ledger_core::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
 use ledger_core::{ActionKind, Date, Decision, Discard, Fact, Ledger, Money, Product, ProductConfig};
 use proptest::prelude::*;
@@ -16,6 +16,9 @@ enum Op {
     Pay { id: u8, loan: u8, cents: u64, bad: bool },
     Close,
     Act { id: u8, kind: u8, target: u8 },
+    /// A merchant update; quality 0..=100 gives a score near it (warns below 50,
+    /// recalls below 40), borrowers B8 and B9 never apply.
+    Update { id: u8, borrower: u8, quality: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -26,6 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, loan, cents, bad)| Op::Pay { id, loan, cents, bad }),
         4 => Just(Op::Close),
         1 => (0u8..20, 0u8..3, 0u8..42).prop_map(|(id, kind, target)| Op::Act { id, kind, target }),
+        2 => (0u8..30, 0u8..10, 0u8..=100).prop_map(|(id, borrower, quality)| Op::Update { id, borrower, quality }),
     ]
 }
 
@@ -87,6 +91,11 @@ fn inputs(ops: &[Op]) -> Vec<Input> {
                     loan_id: (action == ActionKind::WriteOff).then(|| format!("A{target}")),
                 })
             }
+            Op::Update { id, borrower, quality } => Input::MerchantUpdate(MerchantUpdate {
+                update_id: format!("U{id}"),
+                borrower_id: format!("B{borrower}"),
+                merchant: merchant(*quality),
+            }),
         });
     }
     out
@@ -142,6 +151,38 @@ proptest! {
     }
 
     #[test]
+    fn recalls_only_bring_maturity_forward_and_rewards_follow_their_rule(ops in proptest::collection::vec(op(), 1..300)) {
+        let (ledger, facts) = run(&inputs(&ops));
+        let e = ledger.export();
+        let mut disbursed: BTreeMap<String, (Date, Date)> = BTreeMap::new();
+        for f in &facts {
+            if let Fact::ApplicationDecided(ledger_core::ApplicationDecided { disbursement: Some(d), .. }) = f {
+                disbursed.insert(d.loan_id.clone(), (d.disbursed_on, d.maturity_date));
+            }
+        }
+        for l in &e.loans {
+            let (lent, contract) = disbursed[&l.loan_id];
+            // A recall moves a date forward, never later, never before the loan was lent.
+            prop_assert!(l.maturity_date <= contract && l.maturity_date >= lent);
+            prop_assert_eq!(l.recalled, l.maturity_date < contract, "{} recalled iff moved", &l.loan_id);
+            prop_assert!(l.daily_rate == "0.0006" || l.daily_rate == "0.0005" || l.daily_rate == "0.00054" || l.daily_rate == "0.00045");
+        }
+        for b in &e.borrowers {
+            let settled = e.loans.iter().filter(|l| l.borrower_id == b.borrower_id && l.status == "SETTLED").count();
+            prop_assert!(b.on_time_loans as usize <= settled);
+            if b.rewarded {
+                prop_assert!(b.on_time_loans >= 3 && !b.blacklisted);
+                prop_assert!(e.loans.iter().all(|l| l.borrower_id != b.borrower_id || (l.dpd == 0 || l.status != "ACTIVE") && l.status != "WRITTEN_OFF"));
+            }
+            prop_assert_eq!(b.warning, b.score.parse::<rust_decimal::Decimal>().unwrap() < rust_decimal::Decimal::from(50));
+        }
+        // An update shows a score exactly when it was APPLIED.
+        for u in &e.merchant_updates {
+            prop_assert_eq!(u.status == "APPLIED", u.score.is_some());
+        }
+    }
+
+    #[test]
     fn replaying_facts_is_deterministic_and_idempotent(ops in proptest::collection::vec(op(), 1..300)) {
         let (ledger, facts) = run(&inputs(&ops));
         let digest = ledger.digest();
@@ -163,7 +204,7 @@ proptest! {
         let stream = inputs(&ops);
         let (ledger, _) = run(&stream);
         for input in &stream {
-            if matches!(input, Input::Application(_) | Input::Repayment(_) | Input::Collections(_)) {
+            if matches!(input, Input::Application(_) | Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_)) {
                 prop_assert_eq!(ledger.decide(input), Ok(Decision::Duplicate));
             }
         }

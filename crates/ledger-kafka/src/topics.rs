@@ -6,20 +6,24 @@ pub const APPLICATIONS: &str = "loan.applications";
 pub const REPAYMENTS: &str = "payments.repayments";
 /// Operator actions: blacklist, reinstate, write off (input of collections).
 pub const ACTIONS: &str = "collections.actions";
+/// The platform's reports of a borrower's operating figures (input of monitoring).
+pub const MERCHANT_UPDATES: &str = "merchant.updates";
 /// The log of facts, keyed by borrower id: the one source of truth.
 pub const EVENTS: &str = "loan.events";
 /// Daily interest and penalty postings (output of accrual).
 pub const ACCRUALS: &str = "loan.accruals";
-/// Overdue, bucket and cure notices (output of collections).
+/// Overdue, bucket and cure notices (output of collections); risk warnings and recalls
+/// (output of monitoring).
 pub const OVERDUE: &str = "loan.overdue";
 /// How the fold applied each payment (output of repayment).
 pub const RECEIPTS: &str = "loan.receipts";
 
 /// Every topic above, in a fixed order.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     APPLICATIONS,
     REPAYMENTS,
     ACTIONS,
+    MERCHANT_UPDATES,
     EVENTS,
     ACCRUALS,
     OVERDUE,

@@ -4,7 +4,7 @@
 //! The ledger wrote these messages itself, so every field is checked strictly: a fact
 //! that does not read back exactly is a broken log, not a refusal.
 
-use ledger_core::fact::{ActionEffect, ApplicationDecided, Disbursement};
+use ledger_core::fact::{ActionEffect, ApplicationDecided, Disbursement, UpdateApplied};
 use ledger_core::Fact;
 
 use crate::field::{
@@ -60,6 +60,19 @@ impl IntoProto for Fact {
                     reason: reason_to(*reason).into(),
                 })
             }
+            Fact::MerchantUpdateApplied(u) => loan_event::Fact::MerchantUpdateApplied(pb::MerchantUpdateApplied {
+                update_id: u.update_id.clone(),
+                borrower_id: u.borrower_id.clone(),
+                score: u.score.to_string(),
+                credit_line: u.credit_line.to_string(),
+            }),
+            Fact::MerchantUpdateRefused { update_id, borrower_id, reason } => {
+                loan_event::Fact::MerchantUpdateRefused(pb::MerchantUpdateRefused {
+                    update_id: update_id.clone(),
+                    borrower_id: borrower_id.clone(),
+                    reason: reason_to(*reason).into(),
+                })
+            }
         };
         pb::LoanEvent { event_id: String::new(), source: String::new(), fact: Some(fact) }
     }
@@ -98,6 +111,17 @@ impl FromProto<pb::LoanEvent> for Fact {
                 target_id: id("action_refused.target_id", a.target_id)?,
                 borrower_id: optional_id("action_refused.borrower_id", a.borrower_id)?,
                 reason: reason_from("action_refused.reason", a.reason)?,
+            },
+            loan_event::Fact::MerchantUpdateApplied(u) => Fact::MerchantUpdateApplied(UpdateApplied {
+                update_id: id("merchant_update_applied.update_id", u.update_id)?,
+                borrower_id: id("merchant_update_applied.borrower_id", u.borrower_id)?,
+                score: decimal("merchant_update_applied.score", u.score)?,
+                credit_line: money("merchant_update_applied.credit_line", u.credit_line)?,
+            }),
+            loan_event::Fact::MerchantUpdateRefused(u) => Fact::MerchantUpdateRefused {
+                update_id: id("merchant_update_refused.update_id", u.update_id)?,
+                borrower_id: id("merchant_update_refused.borrower_id", u.borrower_id)?,
+                reason: reason_from("merchant_update_refused.reason", u.reason)?,
             },
         })
     }
@@ -147,6 +171,7 @@ impl IntoProto for Disbursement {
             disbursed_on: self.disbursed_on.to_string(),
             maturity_date: self.maturity_date.to_string(),
             order_ids: self.order_ids.clone(),
+            daily_rate: self.daily_rate.map(|r| r.to_string()),
         }
     }
 }
@@ -163,6 +188,10 @@ impl FromProto<pb::Disbursement> for Disbursement {
                 .into_iter()
                 .map(|order_id| id("application_decided.disbursement.order_ids", order_id))
                 .collect::<Result<_, _>>()?,
+            daily_rate: proto
+                .daily_rate
+                .map(|r| decimal("application_decided.disbursement.daily_rate", r))
+                .transpose()?,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! INVALID_AMOUNT); only what makes a message unreadable is an error here, the same
 //! things a scenario line is rejected for, so both roads treat an input alike.
 
-use ledger_core::input::{Application, CollectionsAction, OrderRef, RawAmount, Repayment};
+use ledger_core::input::{Application, CollectionsAction, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::Merchant;
 use ledger_core::Input;
 
@@ -24,6 +24,7 @@ impl IntoProto for Input {
             Input::Repayment(r) => ledger_input::Input::Repayment(r.into_proto()),
             Input::CloseDay { date } => ledger_input::Input::DayClose(pb::DayClose { date: date.to_string() }),
             Input::Collections(c) => ledger_input::Input::CollectionsAction(c.into_proto()),
+            Input::MerchantUpdate(u) => ledger_input::Input::MerchantUpdate(u.into_proto()),
         };
         pb::LedgerInput { input: Some(input) }
     }
@@ -37,6 +38,7 @@ impl FromProto<pb::LedgerInput> for Input {
             ledger_input::Input::Repayment(r) => Input::from_proto(r),
             ledger_input::Input::DayClose(close) => Input::from_proto(close),
             ledger_input::Input::CollectionsAction(c) => Input::from_proto(c),
+            ledger_input::Input::MerchantUpdate(u) => Input::from_proto(u),
         }
     }
 }
@@ -68,6 +70,37 @@ impl FromProto<pb::Repayment> for Input {
 impl FromProto<pb::CollectionsAction> for Input {
     fn from_proto(proto: pb::CollectionsAction) -> Result<Input, ProtoError> {
         CollectionsAction::from_proto(proto).map(Input::Collections)
+    }
+}
+
+impl FromProto<pb::MerchantUpdate> for Input {
+    fn from_proto(proto: pb::MerchantUpdate) -> Result<Input, ProtoError> {
+        MerchantUpdate::from_proto(proto).map(Input::MerchantUpdate)
+    }
+}
+
+impl IntoProto for MerchantUpdate {
+    type Proto = pb::MerchantUpdate;
+
+    fn into_proto(&self) -> pb::MerchantUpdate {
+        pb::MerchantUpdate {
+            update_id: self.update_id.clone(),
+            borrower_id: self.borrower_id.clone(),
+            merchant: Some(self.merchant.into_proto()),
+        }
+    }
+}
+
+impl FromProto<pb::MerchantUpdate> for MerchantUpdate {
+    /// The figures are read first, as in a scenario file (SPEC section 12: validity
+    /// before the id and the borrower).
+    fn from_proto(proto: pb::MerchantUpdate) -> Result<MerchantUpdate, ProtoError> {
+        let merchant = Merchant::from_proto(proto.merchant.ok_or(ProtoError::MissingField("merchant"))?)?;
+        Ok(MerchantUpdate {
+            update_id: id("update_id", proto.update_id)?,
+            borrower_id: id("borrower_id", proto.borrower_id)?,
+            merchant,
+        })
     }
 }
 

@@ -19,10 +19,11 @@
 //! | [`pb::LoanApplication`] | loan.applications | [`ledger_core::input::Application`], [`Input`] |
 //! | [`pb::Repayment`] | payments.repayments | [`ledger_core::input::Repayment`], [`Input`] |
 //! | [`pb::CollectionsAction`] | collections.actions | [`ledger_core::input::CollectionsAction`], [`Input`] |
+//! | [`pb::MerchantUpdate`] | merchant.updates | [`ledger_core::input::MerchantUpdate`], [`Input`] |
 //! | [`pb::Open`], [`pb::DayClose`], [`pb::LedgerInput`] | (control, any input) | [`Input`] |
 //! | [`pb::LoanEvent`] | loan.events | [`Fact`] |
 //! | [`pb::AccrualPosting`] | loan.accruals | [`ledger_core::state::Accrual`] |
-//! | [`pb::CollectionsNotice`] | loan.overdue | [`ledger_core::state::OverdueNotice`], `Derived::AutoBlacklisted` |
+//! | [`pb::CollectionsNotice`] | loan.overdue | [`ledger_core::state::OverdueNotice`], `Derived::AutoBlacklisted`, [`ledger_core::state::RiskWarning`], [`ledger_core::state::LoanRecalled`] |
 //! | [`pb::RepaymentReceipt`] | loan.receipts | [`ledger_core::state::PaymentRecord`] |
 //! | (the original bytes, reason in headers) | `<input topic>.dlq` | (none) |
 //!

@@ -5,11 +5,11 @@
 //! The `event_id` of each message is the publisher's to set (it is derived from the
 //! source position, which the fold does not know); conversions leave it empty.
 
-use ledger_core::state::{Accrual, Derived, OverdueNotice, PaymentRecord, PaymentStatus};
+use ledger_core::state::{Accrual, Derived, LoanExposure, LoanRecalled, OverdueNotice, PaymentRecord, PaymentStatus, RiskWarning};
 use ledger_core::Money;
 
 use crate::field::{
-    bucket_from, bucket_to, date, id, money, notice_kind_from, notice_kind_to, reason_to, set_reason_from,
+    bucket_from, bucket_to, date, decimal, id, money, notice_kind_from, notice_kind_to, reason_to, set_reason_from,
 };
 use crate::pb::{self, collections_notice};
 use crate::{FromProto, IntoProto, ProtoError};
@@ -33,6 +33,8 @@ impl Output {
             Output::Collections(c) => match &c.notice {
                 Some(collections_notice::Notice::Overdue(o)) => &o.borrower_id,
                 Some(collections_notice::Notice::Blacklisted(b)) => &b.borrower_id,
+                Some(collections_notice::Notice::RiskWarning(w)) => &w.borrower_id,
+                Some(collections_notice::Notice::LoanRecalled(r)) => &r.borrower_id,
                 None => "",
             },
             Output::Receipt(r) => &r.loan_id,
@@ -91,8 +93,14 @@ impl IntoProto for Derived {
                     })),
                 }))
             }
+            Derived::RiskWarning(w) => Some(collections(collections_notice::Notice::RiskWarning(w.into_proto()))),
+            Derived::LoanRecalled(r) => Some(collections(collections_notice::Notice::LoanRecalled(r.into_proto()))),
         }
     }
+}
+
+fn collections(notice: collections_notice::Notice) -> Output {
+    Output::Collections(pb::CollectionsNotice { event_id: String::new(), notice: Some(notice) })
 }
 
 impl FromProto<Output> for Derived {
@@ -115,7 +123,83 @@ impl FromProto<pb::CollectionsNotice> for Derived {
                 dpd: b.dpd,
                 date: date("blacklisted.date", b.date)?,
             }),
+            collections_notice::Notice::RiskWarning(w) => RiskWarning::from_proto(w).map(Derived::RiskWarning),
+            collections_notice::Notice::LoanRecalled(r) => LoanRecalled::from_proto(r).map(Derived::LoanRecalled),
         }
+    }
+}
+
+impl IntoProto for RiskWarning {
+    type Proto = pb::RiskWarning;
+
+    fn into_proto(&self) -> pb::RiskWarning {
+        pb::RiskWarning {
+            borrower_id: self.borrower_id.clone(),
+            score: self.score.to_string(),
+            previous_score: self.previous_score.to_string(),
+            date: self.date.to_string(),
+            loans: self
+                .loans
+                .iter()
+                .map(|l| pb::LoanExposure {
+                    loan_id: l.loan_id.clone(),
+                    principal_outstanding: l.principal_outstanding.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl FromProto<pb::RiskWarning> for RiskWarning {
+    fn from_proto(proto: pb::RiskWarning) -> Result<RiskWarning, ProtoError> {
+        Ok(RiskWarning {
+            borrower_id: id("risk_warning.borrower_id", proto.borrower_id)?,
+            date: date("risk_warning.date", proto.date)?,
+            score: decimal("risk_warning.score", proto.score)?,
+            previous_score: decimal("risk_warning.previous_score", proto.previous_score)?,
+            loans: proto
+                .loans
+                .into_iter()
+                .map(|l| {
+                    Ok(LoanExposure {
+                        loan_id: id("risk_warning.loans.loan_id", l.loan_id)?,
+                        principal_outstanding: money("risk_warning.loans.principal_outstanding", l.principal_outstanding)?,
+                    })
+                })
+                .collect::<Result<_, ProtoError>>()?,
+        })
+    }
+}
+
+impl IntoProto for LoanRecalled {
+    type Proto = pb::LoanRecalled;
+
+    fn into_proto(&self) -> pb::LoanRecalled {
+        pb::LoanRecalled {
+            borrower_id: self.borrower_id.clone(),
+            loan_id: self.loan_id.clone(),
+            date: self.date.to_string(),
+            previous_maturity_date: self.previous_maturity_date.to_string(),
+            maturity_date: self.maturity_date.to_string(),
+            principal_owed: self.principal_owed.to_string(),
+            interest_owed: self.interest_owed.to_string(),
+            penalty_owed: self.penalty_owed.to_string(),
+        }
+    }
+}
+
+impl FromProto<pb::LoanRecalled> for LoanRecalled {
+    fn from_proto(proto: pb::LoanRecalled) -> Result<LoanRecalled, ProtoError> {
+        Ok(LoanRecalled {
+            borrower_id: id("loan_recalled.borrower_id", proto.borrower_id)?,
+            loan_id: id("loan_recalled.loan_id", proto.loan_id)?,
+            date: date("loan_recalled.date", proto.date)?,
+            previous_maturity_date: date("loan_recalled.previous_maturity_date", proto.previous_maturity_date)?,
+            maturity_date: date("loan_recalled.maturity_date", proto.maturity_date)?,
+            principal_owed: money("loan_recalled.principal_owed", proto.principal_owed)?,
+            interest_owed: money("loan_recalled.interest_owed", proto.interest_owed)?,
+            penalty_owed: money("loan_recalled.penalty_owed", proto.penalty_owed)?,
+        })
     }
 }
 
@@ -280,6 +364,8 @@ impl IntoProto for ledger_core::handler::Notice {
                 date: *date,
             },
             Notice::Receipt(r) => Derived::Receipt(r.clone()),
+            Notice::RiskWarning(w) => Derived::RiskWarning(w.clone()),
+            Notice::LoanRecalled(r) => Derived::LoanRecalled(r.clone()),
             Notice::DuplicatePayment { payment_id, loan_id } => {
                 return Output::Receipt(duplicate_receipt(payment_id, loan_id));
             }

@@ -340,3 +340,74 @@ fn errors_read_well_in_a_dead_letter() {
     );
 }
 
+
+fn update() -> pb::MerchantUpdate {
+    pb::MerchantUpdate { update_id: "U1".into(), borrower_id: "B1".into(), merchant: application().merchant }
+}
+
+#[test]
+fn a_merchant_update_reads_its_figures_before_its_ids() {
+    let Input::MerchantUpdate(u) = Input::from_proto(update()).unwrap() else { panic!("a merchant update") };
+    assert_eq!((u.update_id.as_str(), u.borrower_id.as_str()), ("U1", "B1"));
+    assert_eq!(u.merchant.annual_sales, Some("3000000.00".parse().unwrap()));
+    assert_eq!(Input::from_proto(pb::MerchantUpdate { update_id: String::new(), ..update() }), Err(ProtoError::MissingField("update_id")));
+    assert_eq!(Input::from_proto(pb::MerchantUpdate { borrower_id: String::new(), ..update() }), Err(ProtoError::MissingField("borrower_id")));
+    // Validity first (SPEC section 12): without figures, the missing ids are not what is named.
+    let bare = pb::MerchantUpdate { update_id: String::new(), borrower_id: String::new(), merchant: None };
+    assert_eq!(Input::from_proto(bare), Err(ProtoError::MissingField("merchant")));
+    let unreadable = pb::Merchant { seller_rating: Some("five".into()), ..application().merchant.unwrap() };
+    assert!(matches!(
+        Input::from_proto(pb::MerchantUpdate { update_id: String::new(), merchant: Some(unreadable), ..update() }),
+        Err(ProtoError::InvalidValue { field: "merchant.seller_rating", .. })
+    ));
+}
+
+#[test]
+fn merchant_update_facts_and_notices_are_read_strictly() {
+    use ledger_core::state::Derived;
+    let applied = pb::MerchantUpdateApplied {
+        update_id: "U1".into(),
+        borrower_id: "B1".into(),
+        score: "17.02".into(),
+        credit_line: "30600.00".into(),
+    };
+    assert!(Fact::from_proto(event(loan_event::Fact::MerchantUpdateApplied(applied.clone()))).is_ok());
+    assert_eq!(
+        Fact::from_proto(event(loan_event::Fact::MerchantUpdateApplied(pb::MerchantUpdateApplied { score: String::new(), ..applied.clone() }))),
+        Err(ProtoError::MissingField("merchant_update_applied.score"))
+    );
+    assert!(matches!(
+        Fact::from_proto(event(loan_event::Fact::MerchantUpdateApplied(pb::MerchantUpdateApplied { credit_line: "1".into(), ..applied }))),
+        Err(ProtoError::InvalidValue { field: "merchant_update_applied.credit_line", .. })
+    ));
+    let refused = pb::MerchantUpdateRefused { update_id: "U1".into(), borrower_id: "B9".into(), reason: 0 };
+    assert_eq!(
+        Fact::from_proto(event(loan_event::Fact::MerchantUpdateRefused(refused))),
+        Err(ProtoError::MissingField("merchant_update_refused.reason"))
+    );
+    let recalled = pb::LoanRecalled {
+        borrower_id: "B1".into(),
+        loan_id: "A1".into(),
+        date: "2026-01-02".into(),
+        previous_maturity_date: "2026-04-01".into(),
+        maturity_date: "2026-01-9".into(),
+        principal_owed: "19900.00".into(),
+        interest_owed: "11.94".into(),
+        penalty_owed: "0.00".into(),
+    };
+    assert!(matches!(
+        Derived::from_proto(pb::CollectionsNotice { event_id: "e".into(), notice: Some(collections_notice::Notice::LoanRecalled(recalled)) }),
+        Err(ProtoError::InvalidValue { field: "loan_recalled.maturity_date", .. })
+    ));
+    let warning = pb::RiskWarning {
+        borrower_id: "B1".into(),
+        score: "17.02".into(),
+        previous_score: "79.44".into(),
+        date: "2026-01-02".into(),
+        loans: vec![pb::LoanExposure { loan_id: String::new(), principal_outstanding: "19900.00".into() }],
+    };
+    assert_eq!(
+        Derived::from_proto(pb::CollectionsNotice { event_id: "e".into(), notice: Some(collections_notice::Notice::RiskWarning(warning)) }),
+        Err(ProtoError::MissingField("risk_warning.loans.loan_id"))
+    );
+}

@@ -3,11 +3,13 @@
 //! then `decode`). One property per kind and variant, so that no variant can go
 //! untested by chance.
 
-use ledger_core::fact::{ActionEffect, ApplicationDecided, Disbursement};
-use ledger_core::input::{Application, CollectionsAction, OrderRef, RawAmount, Repayment};
+use ledger_core::fact::{ActionEffect, ApplicationDecided, Disbursement, UpdateApplied};
+use ledger_core::input::{Application, CollectionsAction, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::model::{ActionKind, Bucket, Product, Reason};
 use ledger_core::scoring::{Merchant, MerchantKind};
-use ledger_core::state::{Accrual, Derived, NoticeKind, OverdueNotice, PaymentRecord, PaymentStatus};
+use ledger_core::state::{
+    Accrual, Derived, LoanExposure, LoanRecalled, NoticeKind, OverdueNotice, PaymentRecord, PaymentStatus, RiskWarning,
+};
 use ledger_core::{Date, Fact, Input, Money};
 use ledger_proto::{decode, encode, from_bytes, loan_event, pb, to_bytes, FromProto, IntoProto, Output};
 use proptest::collection::vec;
@@ -118,14 +120,59 @@ fn collections_action() -> impl Strategy<Value = CollectionsAction> {
     })
 }
 
+fn merchant_update() -> impl Strategy<Value = MerchantUpdate> {
+    (id(), id(), merchant()).prop_map(|(update_id, borrower_id, merchant)| MerchantUpdate { update_id, borrower_id, merchant })
+}
+
+/// With a rate of its own (every fact written since rates are per loan) or without (an
+/// older fact).
 fn disbursement() -> impl Strategy<Value = Disbursement> {
-    (id(), money(), date(), date(), vec(id(), 0..4)).prop_map(
-        |(loan_id, principal, disbursed_on, maturity_date, order_ids)| Disbursement {
+    (id(), money(), date(), date(), vec(id(), 0..4), option::of(decimal())).prop_map(
+        |(loan_id, principal, disbursed_on, maturity_date, order_ids, daily_rate)| Disbursement {
             loan_id,
             principal,
             disbursed_on,
             maturity_date,
             order_ids,
+            daily_rate,
+        },
+    )
+}
+
+fn update_applied() -> impl Strategy<Value = UpdateApplied> {
+    (id(), id(), decimal(), money()).prop_map(|(update_id, borrower_id, score, credit_line)| UpdateApplied {
+        update_id,
+        borrower_id,
+        score,
+        credit_line,
+    })
+}
+
+/// A shown score: two decimals.
+fn shown_score() -> impl Strategy<Value = Decimal> {
+    (0_i64..=10_000).prop_map(|hundredths| Decimal::new(hundredths, 2))
+}
+
+fn risk_warning() -> impl Strategy<Value = RiskWarning> {
+    let exposure = (id(), money()).prop_map(|(loan_id, principal_outstanding)| LoanExposure { loan_id, principal_outstanding });
+    (id(), date(), shown_score(), shown_score(), vec(exposure, 0..4)).prop_map(
+        |(borrower_id, date, score, previous_score, loans)| RiskWarning { borrower_id, date, score, previous_score, loans },
+    )
+}
+
+fn loan_recalled() -> impl Strategy<Value = LoanRecalled> {
+    (id(), id(), date(), date(), date(), money(), money(), money()).prop_map(
+        |(borrower_id, loan_id, date, previous_maturity_date, maturity_date, principal_owed, interest_owed, penalty_owed)| {
+            LoanRecalled {
+                borrower_id,
+                loan_id,
+                date,
+                previous_maturity_date,
+                maturity_date,
+                principal_owed,
+                interest_owed,
+                penalty_owed,
+            }
         },
     )
 }
@@ -256,6 +303,10 @@ fn input_round_trips(input: Input) -> Result<(), TestCaseError> {
             round_trips(c, c.into_proto())?;
             round_trips(&input, c.into_proto())
         }
+        Input::MerchantUpdate(u) => {
+            round_trips(u, u.into_proto())?;
+            round_trips(&input, u.into_proto())
+        }
     }
 }
 
@@ -317,6 +368,11 @@ proptest! {
     #[test]
     fn input_collections_action(c in collections_action()) {
         input_round_trips(Input::Collections(c))?;
+    }
+
+    #[test]
+    fn input_merchant_update(u in merchant_update()) {
+        input_round_trips(Input::MerchantUpdate(u))?;
     }
 
     #[test]
@@ -389,6 +445,16 @@ proptest! {
         fact_round_trips(fact, "e", "collections.actions/0/0")?;
     }
 
+    #[test]
+    fn fact_merchant_update_applied(u in update_applied(), event_id in id()) {
+        fact_round_trips(Fact::MerchantUpdateApplied(u), &event_id, "merchant.updates/2/9")?;
+    }
+
+    #[test]
+    fn fact_merchant_update_refused(update_id in id(), borrower_id in id(), reason in reason()) {
+        fact_round_trips(Fact::MerchantUpdateRefused { update_id, borrower_id, reason }, "e", "merchant.updates/0/1")?;
+    }
+
     // Outputs: every published kind of derived event.
 
     #[test]
@@ -409,6 +475,16 @@ proptest! {
     #[test]
     fn output_receipt(r in payment_record(), event_id in id()) {
         derived_round_trips(Derived::Receipt(r), &event_id)?;
+    }
+
+    #[test]
+    fn output_risk_warning(w in risk_warning(), event_id in id()) {
+        derived_round_trips(Derived::RiskWarning(w), &event_id)?;
+    }
+
+    #[test]
+    fn output_loan_recalled(r in loan_recalled(), event_id in id()) {
+        derived_round_trips(Derived::LoanRecalled(r), &event_id)?;
     }
 }
 

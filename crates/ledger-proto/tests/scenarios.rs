@@ -32,6 +32,7 @@ fn through_its_topic(input: &Input) -> Input {
         Input::Application(a) => from_bytes::<pb::LoanApplication, Input>(&to_bytes(a)),
         Input::Repayment(r) => from_bytes::<pb::Repayment, Input>(&to_bytes(r)),
         Input::Collections(c) => from_bytes::<pb::CollectionsAction, Input>(&to_bytes(c)),
+        Input::MerchantUpdate(u) => from_bytes::<pb::MerchantUpdate, Input>(&to_bytes(u)),
         Input::Open { .. } | Input::CloseDay { .. } => from_bytes::<pb::LedgerInput, Input>(&to_bytes(input)),
     };
     read.unwrap_or_else(|e| panic!("{input:?} does not read back: {e}"))

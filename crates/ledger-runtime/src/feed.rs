@@ -48,7 +48,13 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     let producer = kafka.producer()?;
     let mut control_view = Follower::new(&kafka, "ledger-feed", ctx.config.clone(), false)?;
     let mut watchers: BTreeMap<InputKind, StreamConsumer> = BTreeMap::new();
-    for (kind, service) in [(InputKind::Application, "origination"), (InputKind::Repayment, "repayment"), (InputKind::Collections, "collections")] {
+    let deciders = [
+        (InputKind::Application, "origination"),
+        (InputKind::Repayment, "repayment"),
+        (InputKind::Collections, "collections"),
+        (InputKind::MerchantUpdate, "monitoring"),
+    ];
+    for (kind, service) in deciders {
         watchers.insert(kind, kafka.consumer(&input_group(service))?);
     }
     let mut report = FeedReport { inputs: inputs.len(), ..FeedReport::default() };
@@ -61,7 +67,7 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
                 control::close_day(&mut control_view, &producer, Some(*date)).await.map_err(at_line)?;
                 report.day_closes += 1;
             }
-            Input::Application(_) | Input::Repayment(_) | Input::Collections(_) => {
+            Input::Application(_) | Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_) => {
                 let Some((kind, key, payload)) = publishable(&input) else { continue };
                 send_and_wait(&producer, &watchers[&kind], kind, &key, &payload, wait).await.map_err(at_line)?;
                 report.published += 1;
@@ -85,6 +91,7 @@ fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
             let key = c.borrower_id.as_deref().or(c.loan_id.as_deref()).unwrap_or(&c.action_id).to_string();
             (InputKind::Collections, key, encode(&c.into_proto()))
         }
+        Input::MerchantUpdate(u) => (InputKind::MerchantUpdate, u.borrower_id.clone(), encode(&u.into_proto())),
         Input::Open { .. } | Input::CloseDay { .. } => return None,
     })
 }

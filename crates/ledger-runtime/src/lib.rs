@@ -64,13 +64,14 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The four services, in the order `loanctl up` starts them.
+/// The five services, in the order `loanctl up` starts them.
 pub fn handlers() -> Vec<Arc<dyn Handler>> {
     vec![
         Arc::new(origination::Origination),
         Arc::new(repayment::Repayment),
         Arc::new(collections::Collections),
         Arc::new(accrual::Accrual),
+        Arc::new(monitoring::Monitoring),
     ]
 }
 
@@ -84,6 +85,7 @@ pub fn input_topic(kind: InputKind) -> &'static str {
         InputKind::Application => topics::APPLICATIONS,
         InputKind::Repayment => topics::REPAYMENTS,
         InputKind::Collections => topics::ACTIONS,
+        InputKind::MerchantUpdate => topics::MERCHANT_UPDATES,
     }
 }
 
@@ -113,7 +115,7 @@ pub fn source(topic: &str, partition: i32, offset: i64) -> String {
 /// Every topic the ledger uses: inputs, loan.events, outputs and dead-letter topics.
 pub fn all_topics() -> Vec<String> {
     let mut names: Vec<String> = topics::ALL.iter().map(|t| t.to_string()).collect();
-    for input in [topics::APPLICATIONS, topics::REPAYMENTS, topics::ACTIONS, topics::EVENTS] {
+    for input in [topics::APPLICATIONS, topics::REPAYMENTS, topics::ACTIONS, topics::MERCHANT_UPDATES, topics::EVENTS] {
         names.push(topics::dlq(input));
     }
     names

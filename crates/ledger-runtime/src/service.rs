@@ -226,6 +226,7 @@ pub fn decode_input(kind: InputKind, payload: &[u8]) -> std::result::Result<Inpu
         InputKind::Application => ledger_proto::decode::<pb::LoanApplication>(payload).and_then(Input::from_proto),
         InputKind::Repayment => ledger_proto::decode::<pb::Repayment>(payload).and_then(Input::from_proto),
         InputKind::Collections => ledger_proto::decode::<pb::CollectionsAction>(payload).and_then(Input::from_proto),
+        InputKind::MerchantUpdate => ledger_proto::decode::<pb::MerchantUpdate>(payload).and_then(Input::from_proto),
     };
     decoded.map_err(|e| format!("cannot read {}: {e}", input_topic(kind)))
 }

@@ -2,9 +2,11 @@
 //! business (SPEC section 1): merchants applying for ORDER and CREDIT loans, repaying
 //! early, on time or late, and a collections team acting on the worst loans. It also
 //! mixes in what real feeds contain: re-sent inputs, bad amounts, payments for unknown
-//! loans. The same seed always gives the same stream.
+//! loans; and the platform's merchant updates while loans run, some weak enough to warn
+//! (score < 50) or recall (< 40), a few for borrowers the ledger does not know. The same
+//! seed always gives the same stream.
 
-use ledger_core::input::{Application, CollectionsAction, Input, OrderRef, RawAmount, Repayment};
+use ledger_core::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
 use ledger_core::{ActionKind, Date, Product};
 use std::sync::Arc;
@@ -60,6 +62,12 @@ pub struct Profile {
     pub resend_percent: u64,
     /// Percent of repayments with a malformed amount or for an unknown loan.
     pub bad_percent: u64,
+    /// Percent chance that a borrower with an open loan sends a merchant update on a
+    /// given day.
+    pub update_percent: u64,
+    /// Percent of merchant updates whose figures have collapsed (scores mostly below
+    /// 50, many below 40).
+    pub collapse_percent: u64,
 }
 
 impl Profile {
@@ -72,6 +80,8 @@ impl Profile {
             apply_percent: 8,
             resend_percent: 3,
             bad_percent: 2,
+            update_percent: 2,
+            collapse_percent: 40,
         }
     }
 }
@@ -97,6 +107,21 @@ fn merchant_figures(rng: &mut Rng, m: u64) -> Merchant {
     let quality = 20 + (m.wrapping_mul(2_654_435_761) % 81) as i64;
     let noise = rng.below(11) as i64 - 5;
     let q = (quality + noise).clamp(0, 100) as u64;
+    figures_of_quality(rng, m, q)
+}
+
+/// A merchant's figures later in a loan: as usual, or (with `collapse_percent`) of a
+/// business whose sales collapsed, quality 0..45.
+fn updated_figures(rng: &mut Rng, m: u64, collapse_percent: u64) -> Merchant {
+    if rng.chance(collapse_percent) {
+        let q = rng.below(46);
+        figures_of_quality(rng, m, q)
+    } else {
+        merchant_figures(rng, m)
+    }
+}
+
+fn figures_of_quality(rng: &mut Rng, m: u64, q: u64) -> Merchant {
     let sales = 200_000 + q * 60_000 + rng.below(100_000);
     let text = |v: String| Some(v.parse().expect("generated figure"));
     if m % 3 == 0 {
@@ -134,7 +159,7 @@ pub fn generate(p: &Profile) -> Vec<Input> {
     let mut rng = Rng::new(p.seed);
     let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
     let mut out = Vec::new();
-    let mut push = |input: Input, out: &mut Vec<Input>| -> bool {
+    let push = |input: Input, out: &mut Vec<Input>, ledger: &mut Ledger| -> bool {
         let approved = match ledger.decide(&input) {
             Ok(Decision::Fact(fact)) => {
                 let approved = matches!(&fact, Fact::ApplicationDecided(d) if d.disbursement.is_some());
@@ -146,10 +171,11 @@ pub fn generate(p: &Profile) -> Vec<Input> {
         out.push(input);
         approved
     };
-    push(Input::Open { date: p.start }, &mut out);
+    push(Input::Open { date: p.start }, &mut out, &mut ledger);
     let mut open_loans: Vec<OpenLoan> = Vec::new();
     let mut busy = vec![false; p.merchants as usize];
     let (mut next_app, mut next_pay, mut next_order, mut next_action) = (1u64, 1u64, 1u64, 1u64);
+    let mut next_update = 1u64;
     for day in 0..p.days {
         let today = p.start.add_days(day as i64);
         let mut todays: Vec<Input> = Vec::new();
@@ -189,7 +215,7 @@ pub fn generate(p: &Profile) -> Vec<Input> {
             if rng.chance(p.resend_percent) {
                 todays.push(application.clone());
             }
-            if !push(application, &mut out) {
+            if !push(application, &mut out, &mut ledger) {
                 // Most refused merchants do not come back.
                 busy[m as usize] = rng.chance(90);
                 continue;
@@ -202,6 +228,38 @@ pub fn generate(p: &Profile) -> Vec<Input> {
                 behaviour: [0, 0, 0, 1, 1, 1, 1, 2, 2, 3][rng.below(10) as usize],
                 amount_cents,
             });
+        }
+        // Merchant updates for borrowers with an open loan (and, rarely, for one the
+        // ledger does not know). They are decided at once, so a recall shows in the
+        // maturity dates below the same day.
+        for loan in &open_loans {
+            if rng.chance(p.update_percent) {
+                let update = MerchantUpdate {
+                    update_id: format!("UPD{next_update:07}"),
+                    borrower_id: format!("M{:05}", loan.merchant),
+                    merchant: updated_figures(&mut rng, loan.merchant, p.collapse_percent),
+                };
+                next_update += 1;
+                todays.push(Input::MerchantUpdate(update));
+            }
+        }
+        if rng.chance(p.update_percent) {
+            let update = MerchantUpdate {
+                update_id: format!("UPD{next_update:07}"),
+                borrower_id: format!("NEWCO{day}"),
+                merchant: merchant_figures(&mut rng, day),
+            };
+            next_update += 1;
+            todays.push(Input::MerchantUpdate(update));
+        }
+        for input in todays.drain(..) {
+            push(input, &mut out, &mut ledger);
+        }
+        // A recall brings a loan's maturity date forward; borrowers pay by the new one.
+        for loan in &mut open_loans {
+            if let Some((_, l)) = ledger.loan(&loan.loan_id) {
+                loan.due = l.maturity_date;
+            }
         }
         // Repayments: early payers pay in parts before maturity, punctual ones at
         // maturity, late ones some weeks after, the rest never.
@@ -258,9 +316,9 @@ pub fn generate(p: &Profile) -> Vec<Input> {
         }
         let resends: Vec<Input> = todays.iter().filter(|_| rng.chance(p.resend_percent)).cloned().collect();
         for input in todays.into_iter().chain(resends) {
-            push(input, &mut out);
+            push(input, &mut out, &mut ledger);
         }
-        push(Input::CloseDay { date: today }, &mut out);
+        push(Input::CloseDay { date: today }, &mut out, &mut ledger);
     }
     out
 }
@@ -297,24 +355,14 @@ pub fn to_line(input: &Input) -> String {
             }
             Value::Object(m)
         }
+        Input::MerchantUpdate(u) => json!({
+            "type": "merchant_update",
+            "update_id": u.update_id,
+            "borrower_id": u.borrower_id,
+            "merchant": merchant_json(&u.merchant),
+        }),
         Input::Application(a) => {
-            let mut merchant = Map::new();
-            merchant.insert("kind".into(), json!(a.merchant.kind.as_str()));
-            let figures = [
-                ("annual_sales", a.merchant.annual_sales),
-                ("sales_growth", a.merchant.sales_growth),
-                ("orders_12m", a.merchant.orders_12m),
-                ("seller_rating", a.merchant.seller_rating),
-                ("active_days_90", a.merchant.active_days_90),
-                ("inventory_turnover", a.merchant.inventory_turnover),
-                ("debt_ratio", a.merchant.debt_ratio),
-                ("positive_review_rate", a.merchant.positive_review_rate),
-            ];
-            for (name, value) in figures {
-                if let Some(v) = value {
-                    merchant.insert(name.into(), json!(v.to_string()));
-                }
-            }
+            let merchant = merchant_json(&a.merchant);
             let mut m = Map::new();
             m.insert("type".into(), json!("application"));
             m.insert("application_id".into(), json!(a.application_id));
@@ -326,16 +374,58 @@ pub fn to_line(input: &Input) -> String {
                 let orders: Vec<Value> = a.orders.iter().map(|o| json!({"order_id": o.order_id, "amount": amount(&o.amount)})).collect();
                 m.insert("orders".into(), Value::Array(orders));
             }
-            m.insert("merchant".into(), Value::Object(merchant));
+            m.insert("merchant".into(), merchant);
             Value::Object(m)
         }
     };
     v.to_string()
 }
 
+/// A merchant's figures as a scenario line's `merchant` object (figures as strings).
+fn merchant_json(merchant: &Merchant) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("kind".into(), serde_json::json!(merchant.kind.as_str()));
+    let figures = [
+        ("annual_sales", merchant.annual_sales),
+        ("sales_growth", merchant.sales_growth),
+        ("orders_12m", merchant.orders_12m),
+        ("seller_rating", merchant.seller_rating),
+        ("active_days_90", merchant.active_days_90),
+        ("inventory_turnover", merchant.inventory_turnover),
+        ("debt_ratio", merchant.debt_ratio),
+        ("positive_review_rate", merchant.positive_review_rate),
+    ];
+    for (name, value) in figures {
+        if let Some(v) = value {
+            m.insert(name.into(), serde_json::json!(v.to_string()));
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn updates_warn_recall_and_name_unknown_borrowers() {
+        let p = Profile::new(11, 200, 90);
+        let stream = generate(&p);
+        let updates = stream.iter().filter(|i| matches!(i, Input::MerchantUpdate(_))).count();
+        let mut derived = Vec::new();
+        let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
+        for input in &stream {
+            if let Ok(Decision::Fact(fact)) = ledger.decide(input) {
+                ledger.apply(0, &fact, &mut derived);
+            }
+        }
+        let warnings = derived.iter().filter(|d| matches!(d, ledger_core::Derived::RiskWarning(_))).count();
+        let recalls = derived.iter().filter(|d| matches!(d, ledger_core::Derived::LoanRecalled(_))).count();
+        let e = ledger.export();
+        let unknown = e.merchant_updates.iter().filter(|u| u.reason.as_deref() == Some("UNKNOWN_BORROWER")).count();
+        assert!(updates >= 50 && warnings >= 5 && recalls >= 3 && unknown >= 1, "{updates} updates, {warnings} warnings, {recalls} recalls, {unknown} unknown");
+        assert!(e.loans.iter().any(|l| l.recalled));
+    }
 
     #[test]
     fn same_seed_same_stream_and_lines_parse_back() {
@@ -467,6 +557,7 @@ pub mod bench {
                         // A tenth of the book is past maturity: penalty and DPD paths too.
                         maturity_date: if i % 10 == 0 { start } else { start.add_days(30) },
                         order_ids: Vec::new(),
+                        daily_rate: None,
                     }),
                 });
                 l.apply(0, &fact, &mut Discard);

@@ -67,7 +67,8 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         partitions: i32,
     },
-    /// Run one service alone: origination, repayment, collections, accrual or projector.
+    /// Run one service alone: origination, repayment, collections, accrual, monitoring or
+    /// projector.
     Run {
         service: String,
         #[command(flatten)]
@@ -146,7 +147,8 @@ enum Command {
         messages: usize,
     },
     /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
-    /// business days, with re-sent inputs, bad amounts and collections actions mixed in.
+    /// business days, with re-sent inputs, bad amounts, collections actions and merchant updates
+    /// (some weak enough to warn and to recall) mixed in.
     Generate {
         #[arg(long, default_value_t = 1)]
         seed: u64,

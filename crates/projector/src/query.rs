@@ -114,6 +114,7 @@ fn export_once(tree: &StoreTree) -> Result<Export, QueryError> {
         applications: list(tree, keys::APPLICATION)?,
         payments: list(tree, keys::PAYMENT)?,
         collections_actions: list(tree, keys::ACTION)?,
+        merchant_updates: list(tree, keys::UPDATE)?,
         portfolio: portfolio(tree)?.figures,
     })
 }

@@ -12,6 +12,7 @@
 //! | `application/{application_id}` | [`ApplicationView`](ledger_core::export::ApplicationView) |
 //! | `payment/{payment_id}` | [`PaymentView`](ledger_core::export::PaymentView) |
 //! | `action/{action_id}` | [`ActionView`](ledger_core::export::ActionView) |
+//! | `update/{update_id}` | [`UpdateView`](ledger_core::export::UpdateView) |
 //! | `order/{order_id}` | empty (a financed order) |
 //! | `overdue/{M1,M2,M3,NPL}/{loan_id}` | empty (an ACTIVE loan with DPD > 0, in its bucket) |
 //! | `meta/business_date` | the open business date, or null |
@@ -22,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use ledger_core::export::{action_view, application_view, borrower_view, loan_view, payment_view, ExactAccrual};
+use ledger_core::export::{action_view, application_view, borrower_view, loan_view, payment_view, update_view, ExactAccrual};
 use ledger_core::fact::{ActionEffect, Fact};
 use ledger_core::state::{Book, Borrower, Loan};
 use ledger_core::{Ledger, LoanStatus};
@@ -39,6 +40,7 @@ pub mod keys {
     pub const APPLICATION: &str = "application/";
     pub const PAYMENT: &str = "payment/";
     pub const ACTION: &str = "action/";
+    pub const UPDATE: &str = "update/";
     pub const ORDER: &str = "order/";
     pub const OVERDUE: &str = "overdue/";
     pub const BUSINESS_DATE: &str = "meta/business_date";
@@ -169,6 +171,12 @@ fn changes(ledger: &Ledger, scope: Scope<'_>, fact: &Fact) -> Changes {
             }
         }
         Fact::ActionRefused { action_id, .. } => rows.action(action_id),
+        // An accepted update rescores the borrower and may recall any of its loans.
+        Fact::MerchantUpdateApplied(u) => {
+            rows.update(&u.update_id);
+            rows.borrower_and_loans(&u.borrower_id);
+        }
+        Fact::MerchantUpdateRefused { update_id, .. } => rows.update(update_id),
     }
     rows.changes
 }
@@ -207,6 +215,21 @@ impl<'a> Rows<'a> {
     fn action(&mut self, id: &str) {
         if let Some(a) = self.find(|b| b.actions().get(id)) {
             self.changes.put(keys::of(keys::ACTION, id), json(&action_view(a)));
+        }
+    }
+
+    fn update(&mut self, id: &str) {
+        if let Some(u) = self.find(|b| b.updates().get(id)) {
+            self.changes.put(keys::of(keys::UPDATE, id), json(&update_view(u)));
+        }
+    }
+
+    fn borrower_and_loans(&mut self, id: &str) {
+        if let Some((book, b)) = self.find(|book| book.borrower(id).map(|b| (book, b))) {
+            for loan in book.loans_of(b) {
+                self.loan_rows(loan);
+            }
+            self.borrower_row(book, b);
         }
     }
 
@@ -269,7 +292,7 @@ impl<'a> Rows<'a> {
     }
 
     fn borrower_row(&mut self, book: &Book, b: &Borrower) {
-        self.changes.put(keys::of(keys::BORROWER, &b.borrower_id), json(&borrower_view(book, b)));
+        self.changes.put(keys::of(keys::BORROWER, &b.borrower_id), json(&borrower_view(self.ledger.config(), book, b)));
     }
 }
 
