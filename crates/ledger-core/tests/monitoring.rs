@@ -10,10 +10,13 @@
 
 use std::sync::Arc;
 
-use ledger_core::export::{BorrowerView, Export, LoanView};
+use ledger_core::export::{BorrowerView, Export};
 use ledger_core::scenario::{run, ScenarioError};
 use ledger_core::state::{LoanExposure, LoanRecalled, RiskWarning};
 use ledger_core::{Date, Derived, Money, ProductConfig};
+
+mod common;
+use common::*;
 
 const TOP: &str = r#"{"kind":"PLATFORM","annual_sales":"5000000.00","sales_growth":"0.5","orders_12m":10000,"seller_rating":5,"active_days_90":90}"#;
 const WEAK: &str = r#"{"kind":"PLATFORM","annual_sales":"0.00","sales_growth":"0.5","orders_12m":10000,"seller_rating":1,"active_days_90":45}"#;
@@ -35,40 +38,12 @@ fn events(lines: &[String]) -> (Export, Vec<Derived>) {
     try_run(lines).unwrap_or_else(|e| panic!("scenario failed: {e}"))
 }
 
-fn open(date: &str) -> String {
-    format!(r#"{{"type":"open","date":"{date}"}}"#)
-}
-
-fn close(date: &str) -> String {
-    format!(r#"{{"type":"close_day","date":"{date}"}}"#)
-}
-
-/// Closes `n` days starting at `from`.
-fn closes(from: &str, n: i64) -> Vec<String> {
-    let start = Date::parse(from).unwrap();
-    (0..n).map(|i| close(&start.add_days(i).to_string())).collect()
-}
-
 fn credit(id: &str, borrower: &str, amount: &str, term: i64, merchant: &str) -> String {
-    format!(
-        r#"{{"type":"application","application_id":"{id}","borrower_id":"{borrower}","product":"CREDIT","amount":"{amount}","term_days":{term},"merchant":{merchant}}}"#
-    )
+    credit_with(id, borrower, amount, term, merchant)
 }
 
 fn update(id: &str, borrower: &str, merchant: &str) -> String {
     format!(r#"{{"type":"merchant_update","update_id":"{id}","borrower_id":"{borrower}","merchant":{merchant}}}"#)
-}
-
-fn pay(id: &str, loan: &str, amount: &str) -> String {
-    format!(r#"{{"type":"repayment","payment_id":"{id}","loan_id":"{loan}","amount":"{amount}"}}"#)
-}
-
-fn lines(parts: &[&[String]]) -> Vec<String> {
-    parts.iter().flat_map(|p| p.iter().cloned()).collect()
-}
-
-fn loan<'a>(e: &'a Export, id: &str) -> &'a LoanView {
-    e.loans.iter().find(|l| l.loan_id == id).unwrap_or_else(|| panic!("no loan {id}"))
 }
 
 fn borrower<'a>(e: &'a Export, id: &str) -> &'a BorrowerView {
@@ -81,10 +56,6 @@ fn warnings(derived: &[Derived]) -> Vec<&RiskWarning> {
 
 fn recalls(derived: &[Derived]) -> Vec<&LoanRecalled> {
     derived.iter().filter_map(|d| if let Derived::LoanRecalled(r) = d { Some(r) } else { None }).collect()
-}
-
-fn reasons(e: &Export, application: &str) -> Vec<String> {
-    e.applications.iter().find(|a| a.application_id == application).unwrap().reasons.clone()
 }
 
 fn d(text: &str) -> Date {

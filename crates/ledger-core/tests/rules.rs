@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use ledger_core::export::{Export, LoanView};
+use ledger_core::export::Export;
 use ledger_core::scenario::{run, ScenarioError};
 use ledger_core::{Discard, ProductConfig};
+
+mod common;
+use common::*;
 
 fn try_run(lines: &[String]) -> Result<Export, ScenarioError> {
     let text = lines.join("\n");
@@ -14,20 +17,6 @@ fn try_run(lines: &[String]) -> Result<Export, ScenarioError> {
 
 fn export(lines: &[String]) -> Export {
     try_run(lines).unwrap_or_else(|e| panic!("scenario failed: {e}"))
-}
-
-fn open(date: &str) -> String {
-    format!(r#"{{"type":"open","date":"{date}"}}"#)
-}
-
-fn close(date: &str) -> String {
-    format!(r#"{{"type":"close_day","date":"{date}"}}"#)
-}
-
-/// Closes `n` days starting at `from` (YYYY-MM-DD).
-fn closes(from: &str, n: i64) -> Vec<String> {
-    let start = ledger_core::Date::parse(from).unwrap();
-    (0..n).map(|i| close(&start.add_days(i).to_string())).collect()
 }
 
 /// A platform merchant with every indicator at 100: score 100, line 1,000,000.
@@ -39,12 +28,6 @@ fn credit(id: &str, borrower: &str, amount: &str, term: i64) -> String {
     )
 }
 
-fn credit_with(id: &str, borrower: &str, amount: &str, term: i64, merchant: &str) -> String {
-    format!(
-        r#"{{"type":"application","application_id":"{id}","borrower_id":"{borrower}","product":"CREDIT","amount":"{amount}","term_days":{term},"merchant":{merchant}}}"#
-    )
-}
-
 fn order(id: &str, borrower: &str, amount: &str, term: i64, orders: &[(&str, &str)]) -> String {
     let list: Vec<String> = orders.iter().map(|(o, a)| format!(r#"{{"order_id":"{o}","amount":"{a}"}}"#)).collect();
     format!(
@@ -53,21 +36,9 @@ fn order(id: &str, borrower: &str, amount: &str, term: i64, orders: &[(&str, &st
     )
 }
 
-fn pay(id: &str, loan: &str, amount: &str) -> String {
-    format!(r#"{{"type":"repayment","payment_id":"{id}","loan_id":"{loan}","amount":"{amount}"}}"#)
-}
-
 fn action(id: &str, kind: &str, target: &str) -> String {
     let field = if kind == "WRITE_OFF" { "loan_id" } else { "borrower_id" };
     format!(r#"{{"type":"collections_action","action_id":"{id}","action":"{kind}","{field}":"{target}"}}"#)
-}
-
-fn loan<'a>(e: &'a Export, id: &str) -> &'a LoanView {
-    e.loans.iter().find(|l| l.loan_id == id).unwrap_or_else(|| panic!("no loan {id}"))
-}
-
-fn reasons(e: &Export, application: &str) -> Vec<String> {
-    e.applications.iter().find(|a| a.application_id == application).unwrap().reasons.clone()
 }
 
 fn payment(e: &Export, id: &str) -> (String, [String; 4], Option<String>) {
@@ -77,10 +48,6 @@ fn payment(e: &Export, id: &str) -> (String, [String; 4], Option<String>) {
         [p.penalty.to_string(), p.interest.to_string(), p.principal.to_string(), p.overpayment.to_string()],
         p.reason.clone(),
     )
-}
-
-fn lines(parts: &[&[String]]) -> Vec<String> {
-    parts.iter().flat_map(|p| p.iter().cloned()).collect()
 }
 
 #[test]
