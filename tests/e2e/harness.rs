@@ -126,6 +126,13 @@ impl Broker {
             .status();
     }
 
+    /// Stops the broker (a clean shutdown) and starts it again on the same port with
+    /// the same data.
+    pub fn restart(&self) {
+        self.run_stop();
+        self.run_start();
+    }
+
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -260,4 +267,31 @@ pub fn generated(dir: &Path, name: &str, seed: u64, merchants: u64, days: u64) -
     let path = dir.join(format!("{name}.jsonl"));
     std::fs::write(&path, out.stdout).unwrap();
     path
+}
+
+/// How many records loan.events holds (the sum of its partitions' end offsets); 0
+/// before the topic exists.
+pub fn facts_on_events(brokers: &str) -> i64 {
+    let kafka = ledger_kafka::KafkaConfig::new(brokers, "e2e-progress");
+    ledger_kafka::OffsetProbe::new(&kafka)
+        .and_then(|probe| probe.end_offsets(ledger_kafka::topics::EVENTS))
+        .map(|ends| ends.values().sum())
+        .unwrap_or(0)
+}
+
+/// Waits until loan.events holds at least `facts` records while `feeder` runs, so
+/// that a fault lands in the middle of a feed whatever the machine's speed; panics
+/// when the feed ends first or after three minutes.
+pub fn wait_for_facts(brokers: &str, facts: i64, feeder: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while facts_on_events(brokers) < facts {
+        assert!(feeder.try_wait().unwrap().is_none(), "the feed ended before loan.events held {facts} facts");
+        assert!(Instant::now() < deadline, "loan.events did not reach {facts} facts in three minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The number of lines of a scenario file (its inputs, opens and closes).
+pub fn line_count(file: &Path) -> i64 {
+    std::fs::read_to_string(file).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as i64
 }

@@ -14,6 +14,10 @@ use crate::error::{KafkaError, Result};
 /// Bound on one metadata or offset request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bound on asking again after transient answers (a leader being elected, a broker
+/// restarting: Apache Kafka 4 restarts in 5 to 20 s here). Past it the error stands.
+pub const TRANSIENT_LIMIT: Duration = Duration::from_secs(60);
+
 /// Bound on waiting for newly created topics to show up in metadata.
 pub const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -172,6 +176,9 @@ pub fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
             RDKafkaErrorCode::NotLeaderForPartition
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::NetworkException
                 | RDKafkaErrorCode::NotCoordinator
                 | RDKafkaErrorCode::CoordinatorLoadInProgress
                 | RDKafkaErrorCode::CoordinatorNotAvailable
@@ -259,10 +266,10 @@ impl OffsetProbe {
         Ok(ends)
     }
 
-    /// One partition's high watermark; transient answers (leadership settling)
-    /// are asked again until [`REQUEST_TIMEOUT`] has passed.
+    /// One partition's high watermark; transient answers (leadership settling, a
+    /// broker restarting) are asked again until [`TRANSIENT_LIMIT`] has passed.
     fn high_watermark(&self, topic: &str, partition: i32) -> Result<i64> {
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let deadline = Instant::now() + TRANSIENT_LIMIT;
         loop {
             match self.consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT) {
                 Ok((_low, high)) => return Ok(high),

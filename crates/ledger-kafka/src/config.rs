@@ -23,16 +23,22 @@ pub const ENV_PREFIX: &str = "LEDGER_KAFKA_";
 pub const ENV_BROKERS: &str = "LEDGER_KAFKA_BROKERS";
 
 /// How long librdkafka may try to deliver one message before it reports a
-/// failure. Bounded so that a dead broker surfaces as an error, not a hang.
-pub const MESSAGE_TIMEOUT_MS: u32 = 30_000;
+/// failure. Bounded so that a dead broker surfaces as an error, not a hang, and long
+/// enough to ride out a broker restart (5 to 30 s for Apache Kafka on a busy 2-core
+/// machine); a wrong address or password is caught at once by the connection check.
+pub const MESSAGE_TIMEOUT_MS: u32 = 120_000;
 
 /// Consumer session timeout. A new group's first join can wait about half of
 /// it (KAFKA-NOTES.md), so it is kept short.
 pub const SESSION_TIMEOUT_MS: u32 = 6_000;
 
 /// Producer properties the ledger's correctness depends on. They are applied
-/// last, so a pass-through property cannot weaken them.
-const PRODUCER_INVARIANTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+/// last, so a pass-through property cannot weaken them. `murmur2_random` is Kafka's
+/// default partitioner (the Java client's): a keyed record lands on murmur2(key) mod
+/// N, the partition other teams' producers choose for the same key, and the one
+/// every reader of loan.events checks (librdkafka's own default hashes with CRC32).
+const PRODUCER_INVARIANTS: &[(&str, &str)] =
+    &[("enable.idempotence", "true"), ("acks", "all"), ("partitioner", "murmur2_random")];
 
 /// Consumer properties the ledger's correctness depends on: offsets are stored
 /// with the state they produced, never committed behind the reader's back.
@@ -399,13 +405,15 @@ mod tests {
         let config = KafkaConfig::new("b:1", "c")
             .with_property("linger.ms", "50")
             .with_property("acks", "1")
+            .with_property("partitioner", "consistent_random")
             .with_property("enable.auto.commit", "true")
             .with_property("session.timeout.ms", "10000");
         let producer = config.producer_config();
         assert_eq!(producer.get("linger.ms"), Some("50"));
         assert_eq!(producer.get("acks"), Some("all"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
-        assert_eq!(producer.get("message.timeout.ms"), Some("30000"));
+        assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(producer.get("message.timeout.ms"), Some("120000"));
         let consumer = config.consumer_config("g");
         assert_eq!(consumer.get("group.id"), Some("g"));
         assert_eq!(consumer.get("enable.auto.commit"), Some("false"));

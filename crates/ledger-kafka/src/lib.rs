@@ -14,10 +14,11 @@ mod connect;
 mod dlq;
 mod error;
 mod mock;
+mod partition;
 pub mod topics;
 
 pub use admin::{
-    check_topic_settings, create_topics, end_offsets, is_transient, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT,
+    check_topic_settings, create_topics, end_offsets, is_transient, topic_partitions, OffsetProbe, REPLICATION_FACTOR, REQUEST_TIMEOUT, TRANSIENT_LIMIT,
     TOPIC_VISIBLE_TIMEOUT,
 };
 pub use config::{
@@ -31,6 +32,7 @@ pub use dlq::{
 };
 pub use error::{KafkaError, Result};
 pub use mock::MockBroker;
+pub use partition::{murmur2, partition_for_key};
 
 /// The rdkafka version this crate builds against, re-exported so that callers
 /// name message and consumer types (`Message`, `Consumer`, `StreamConsumer`)

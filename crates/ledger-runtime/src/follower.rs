@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger_core::{Derived, Discard, Fact, Ledger, Outcome, ProductConfig};
 use ledger_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -48,6 +48,8 @@ pub struct Follower {
     sources: HashMap<String, String>,
     collect_events: bool,
     group: String,
+    /// When the hint was last committed.
+    hinted_at: Instant,
 }
 
 impl Follower {
@@ -71,6 +73,7 @@ impl Follower {
             sources: HashMap::new(),
             collect_events,
             group: group.to_string(),
+            hinted_at: Instant::now(),
         })
     }
 
@@ -101,7 +104,11 @@ impl Follower {
     /// at most `max` facts. Returns what it applied (empty when already caught up).
     pub async fn catch_up(&mut self, max: usize) -> Result<Vec<Applied>> {
         let ends = self.end_offsets()?;
-        self.catch_up_to(&ends, max).await
+        let applied = self.catch_up_to(&ends, max).await?;
+        if applied.is_empty() {
+            self.refresh_hint()?;
+        }
+        Ok(applied)
     }
 
     /// Like [`Follower::catch_up`], up to given end offsets.
@@ -127,7 +134,10 @@ impl Follower {
                     Fact::from_proto(event).map(|fact| (fact, source))
                 });
             let (fact, source) = match decoded {
-                Ok(x) => x,
+                Ok(x) => {
+                    check_layout(&x.0, &message, self.positions.len())?;
+                    x
+                }
                 Err(e) => {
                     // Only the ledger writes loan.events: a record it cannot read is a
                     // broken log. Every reader skips it the same way (the projector
@@ -177,7 +187,7 @@ impl Follower {
 
     /// Commits the positions to Kafka under the follower's group: only a hint (for
     /// `feed` and for monitoring); the positions that count are stored in sled.
-    pub fn commit_hint(&self) -> Result<()> {
+    pub fn commit_hint(&mut self) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &self.positions {
             if *next > 0 {
@@ -185,8 +195,59 @@ impl Follower {
             }
         }
         if tpl.count() > 0 {
-            self.consumer.commit(&tpl, CommitMode::Async)?;
+            commit_hint(&self.consumer, &tpl);
+        }
+        self.hinted_at = Instant::now();
+        Ok(())
+    }
+
+    /// Commits the hint again when [`HINT_REFRESH`] has passed since the last one: an
+    /// asynchronous commit that fails (a broker restarting) is not retried by
+    /// librdkafka, and a reader with nothing new to read would otherwise never heal it.
+    pub fn refresh_hint(&mut self) -> Result<()> {
+        if self.hinted_at.elapsed() >= HINT_REFRESH {
+            self.commit_hint()?;
         }
         Ok(())
     }
+}
+
+/// How often an idle reader commits its hint again (see [`Follower::refresh_hint`]).
+pub const HINT_REFRESH: Duration = Duration::from_secs(1);
+
+/// Commits `tpl` asynchronously as a hint. A refused commit (no coordinator during a
+/// broker restart) is no error: the positions that count are in sled, and the hint is
+/// committed again soon.
+pub fn commit_hint(consumer: &StreamConsumer, tpl: &TopicPartitionList) {
+    if let Err(error) = consumer.commit(tpl, CommitMode::Async) {
+        tracing::debug!(%error, "committing a position hint failed; it is committed again later");
+    }
+}
+
+/// A keyed fact must sit on the partition Kafka's default partitioner gives its key
+/// (the ledger's producers use murmur2): a fact elsewhere means the log was written
+/// with another partitioner (the first release's ledgers used librdkafka's CRC32
+/// default), and folding it would split a borrower's book in two. That stops the
+/// reader. `Opened` and `DayClosed` are written to every partition on purpose.
+fn check_layout(fact: &Fact, message: &ledger_kafka::rdkafka::message::BorrowedMessage<'_>, partitions: usize) -> Result<()> {
+    if matches!(fact, Fact::Opened { .. } | Fact::DayClosed { .. }) {
+        return Ok(());
+    }
+    let (Some(key), Ok(count)) = (message.key(), i32::try_from(partitions)) else {
+        return Ok(());
+    };
+    let wanted = ledger_kafka::partition_for_key(key, count);
+    if wanted == message.partition() {
+        return Ok(());
+    }
+    tracing::error!(partition = message.partition(), offset = message.offset(), wanted, "fact on the wrong partition of loan.events");
+    Err(RuntimeError::Corrupt(format!(
+        "{}/{}/{}: a fact keyed {:?} belongs on partition {wanted} (murmur2, Kafka's default partitioner); this \
+         loan.events was written with another partitioner (the first release's ledgers were) and cannot be folded: \
+         start a new ledger (README, \"Upgrading from the first release\")",
+        topics::EVENTS,
+        message.partition(),
+        message.offset(),
+        String::from_utf8_lossy(key)
+    )))
 }

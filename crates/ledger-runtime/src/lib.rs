@@ -43,6 +43,9 @@ pub enum RuntimeError {
     Refused(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The log does not fit the ledger: the reader stops.
+    #[error("corrupt log: {0}")]
+    Corrupt(String),
     #[error("i/o error")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Decision, Input};
-use ledger_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use ledger_kafka::rdkafka::message::BorrowedMessage;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
@@ -61,7 +61,15 @@ pub async fn run_service(handler: Arc<dyn Handler>, ctx: Context, tree: StoreTre
         None => None,
     };
     tracing::info!(service = name, "started");
-    let mut svc = Service { handler: handler.clone(), producer, tree, follower: &mut follower, published: &mut published };
+    let mut svc = Service {
+        handler: handler.clone(),
+        producer,
+        tree,
+        follower: &mut follower,
+        published: &mut published,
+        inputs: BTreeMap::new(),
+        inputs_hinted_at: Instant::now(),
+    };
     loop {
         if *shutdown.borrow() {
             break;
@@ -78,7 +86,10 @@ pub async fn run_service(handler: Arc<dyn Handler>, ctx: Context, tree: StoreTre
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
                     },
-                    _ = tokio::time::sleep(IDLE_POLL) => svc.publish_new().await?,
+                    _ = tokio::time::sleep(IDLE_POLL) => {
+                        svc.publish_new().await?;
+                        svc.refresh_input_hint(topic, consumer)?;
+                    }
                 }
             }
             None => {
@@ -99,6 +110,9 @@ struct Service<'a> {
     tree: StoreTree,
     follower: &'a mut Follower,
     published: &'a mut BTreeMap<i32, i64>,
+    /// Next input offset per partition, as handled and stored.
+    inputs: BTreeMap<i32, i64>,
+    inputs_hinted_at: Instant,
 }
 
 impl Service<'_> {
@@ -144,9 +158,30 @@ impl Service<'_> {
         tracing::debug!(service = self.handler.name(), %from, "handled");
         self.tree.commit(&Changes::default(), &[(topic, partition, offset + 1)])?;
         tracing::debug!(service = self.handler.name(), %from, "stored");
+        self.inputs.insert(partition, offset + 1);
+        self.commit_input_hint(topic, consumer)?;
+        Ok(())
+    }
+
+    /// Commits the handled inputs' positions under the service's input group: the
+    /// hint `feed` waits on (the positions that count are in sled).
+    fn commit_input_hint(&mut self, topic: &str, consumer: &StreamConsumer) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-        consumer.commit(&tpl, CommitMode::Async)?;
+        for (partition, next) in &self.inputs {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        crate::follower::commit_hint(consumer, &tpl);
+        self.inputs_hinted_at = Instant::now();
+        Ok(())
+    }
+
+    /// Commits the input hint again after [`crate::follower::HINT_REFRESH`]: an
+    /// asynchronous commit refused during a broker restart is not retried, and an
+    /// idle service would otherwise leave `feed` waiting for ever.
+    fn refresh_input_hint(&mut self, topic: &str, consumer: &StreamConsumer) -> Result<()> {
+        if !self.inputs.is_empty() && self.inputs_hinted_at.elapsed() >= crate::follower::HINT_REFRESH {
+            self.commit_input_hint(topic, consumer)?;
+        }
         Ok(())
     }
 

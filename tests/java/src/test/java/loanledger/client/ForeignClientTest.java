@@ -38,7 +38,6 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
-import java.util.zip.CRC32;
 import java.util.stream.Stream;
 import loan.v1.Common.ActionKind;
 import loan.v1.Common.Product;
@@ -428,15 +427,16 @@ class ForeignClientTest {
       assertEquals(List.of(), notices.errors(), "unreadable notices");
       log(String.format("read %d receipts (%d copies dropped by event_id) and %d notices (%d copies dropped)",
           receipts.unique().size(), receipts.copies(), notices.unique().size(), notices.copies()));
-      // Information for teams that co-partition (e.g. join payments.repayments with
-      // loan.receipts): which hash the ledger's own keyed outputs follow. Not a check: the
-      // contract names the key, not the partitioner.
+      // Teams that co-partition (e.g. join payments.repayments with loan.receipts) rely
+      // on it: the ledger's own keyed outputs follow Kafka's default partitioner, as the
+      // README says, so they sit where a Java producer puts the same key.
       List<Subscriber.Got<?>> outputs = new ArrayList<>(receipts.unique());
       outputs.addAll(notices.unique());
-      log(String.format("the ledger's %d receipts and notices: %d on murmur2(key) %% %d (Java's default"
-              + " partitioner), %d on crc32(key) %% %d (librdkafka's default)", outputs.size(),
-          outputs.stream().filter(g -> g.partition() == murmur2Partition(g.key())).count(), PARTITIONS,
-          outputs.stream().filter(g -> g.partition() == crc32Partition(g.key())).count(), PARTITIONS));
+      for (Subscriber.Got<?> got : outputs) {
+        assertEquals(murmur2Partition(got.key()), got.partition(),
+            "the ledger's output keyed " + got.key() + " is not on murmur2(key) % " + PARTITIONS);
+      }
+      log(String.format("the ledger's %d receipts and notices all sit on murmur2(key) %% %d", outputs.size(), PARTITIONS));
     });
   }
 
@@ -523,12 +523,6 @@ class ForeignClientTest {
 
   static int murmur2Partition(String key) {
     return Utils.toPositive(Utils.murmur2(key.getBytes(UTF_8))) % PARTITIONS;
-  }
-
-  static int crc32Partition(String key) {
-    CRC32 crc = new CRC32();
-    crc.update(key.getBytes(UTF_8));
-    return (int) (crc.getValue() % PARTITIONS);
   }
 
   // ---------------------------------------------------------------------------------------
