@@ -3,6 +3,7 @@
 //! and the real `loanctl` binary: every service in `loanctl up`,
 //! inputs through the real topics, read models in sled, the HTTP API.
 
+mod corruption;
 mod harness;
 mod restart;
 mod security;
@@ -55,6 +56,16 @@ fn produce(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
         let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
         producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
     });
+}
+
+/// Produces one record to a given partition; returns its offset.
+fn produce_to(brokers: &str, topic: &str, partition: i32, key: &str, payload: &[u8]) -> i64 {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let producer = KafkaConfig::new(brokers, "e2e-producer").producer().unwrap();
+        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).partition(partition).key(key).payload(payload);
+        producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap().offset
+    })
 }
 
 /// Feeds `file` through `loanctl up`, then checks the live export and digest against
