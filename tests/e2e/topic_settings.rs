@@ -64,3 +64,24 @@ fn loan_events_is_kept_forever_and_a_topic_that_could_lose_facts_is_refused() {
         "the refusal does not say what to change: {stderr}"
     );
 }
+
+#[test]
+fn borrower_keyed_topics_with_another_partition_count_are_refused() {
+    // loan.applications made by other tooling with 2 partitions, the rest by the ledger
+    // with 3: a borrower's application and its facts would sit on different numbers.
+    let broker = Broker::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let topic = NewTopic::new(topics::APPLICATIONS, 2, TopicReplication::Fixed(1));
+    let created = rt.block_on(admin(&broker.brokers()).create_topics(&[topic], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let dir = TempDir::new("partition-counts");
+    let out = loanctl()
+        .args(["up", "--partitions", "3", "--http", &format!("127.0.0.1:{}", free_port()), "--brokers", &broker.brokers(), "--data"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "loanctl up started with loan.applications on 2 partitions and loan.events on 3");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("loan.applications has 2 partitions but loan.events has 3"), "unclear refusal: {stderr}");
+}

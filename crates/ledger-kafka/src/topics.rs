@@ -30,6 +30,11 @@ pub const ALL: [&str; 8] = [
     RECEIPTS,
 ];
 
+/// The topics whose records are keyed by borrower id and so must have as many
+/// partitions as loan.events: a borrower's inputs and its book then share a partition
+/// number (co-partitioning, as Kafka Streams requires of joined topics).
+pub const CO_PARTITIONED: [&str; 4] = [EVENTS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
+
 /// Suffix of a dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";
 

@@ -136,7 +136,25 @@ pub async fn create_topics(kafka: &ledger_kafka::KafkaConfig, partitions: i32) -
 /// Refuses to start on a loan.events that could lose facts: the source of truth
 /// must be kept forever and never compacted (an existing topic created with the
 /// broker's defaults is deleted after 7 days on Apache Kafka).
+/// Refuses, too, topics that must be co-partitioned with loan.events
+/// ([`topics::CO_PARTITIONED`]) and have another partition count.
 pub async fn check_topics(kafka: &ledger_kafka::KafkaConfig) -> Result<()> {
     ledger_kafka::check_topic_settings(kafka, topics::EVENTS, topics::EVENTS_REQUIRED).await?;
+    let probe_config = kafka.clone();
+    let counts = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, usize)>> {
+        let probe = ledger_kafka::OffsetProbe::new(&probe_config)?;
+        topics::CO_PARTITIONED.iter().map(|t| Ok((*t, probe.topic_partitions(t)?.len()))).collect()
+    })
+    .await
+    .map_err(|e| RuntimeError::Refused(format!("checking partition counts: {e}")))??;
+    let (_, events) = counts[0];
+    if let Some((topic, found)) = counts.iter().find(|(_, n)| *n != events) {
+        return Err(RuntimeError::Refused(format!(
+            "{topic} has {found} partitions but loan.events has {events}: borrower-keyed topics must have as many \
+             partitions as loan.events ({}), so that a borrower's inputs and facts share a partition number; \
+             add partitions (kafka-topics.sh --alter --partitions {events}) before any record is written, or start a new ledger",
+            topics::CO_PARTITIONED.join(", ")
+        )));
+    }
     Ok(())
 }
