@@ -57,12 +57,26 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 /// An error and its sources, joined by ": ", for a message that stands alone (an
 /// error's own Display never repeats its source; see STYLE.md).
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    let mut causes = vec![error];
+    while let Some(cause) = causes.last().and_then(|e| e.source()) {
+        causes.push(cause);
+    }
+    join_causes(&causes)
+}
+
+/// Errors joined by ": ", outermost first, leaving out a cause whose text the line
+/// already holds (rdkafka's errors repeat their code as their source).
+pub fn join_causes(causes: &[&(dyn std::error::Error + 'static)]) -> String {
+    let mut text = String::new();
+    for cause in causes {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
     }
     text
 }
@@ -157,4 +171,20 @@ pub async fn check_topics(kafka: &ledger_kafka::KafkaConfig) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let outer = RuntimeError::Io(io);
+        assert_eq!(error_chain(&outer), "i/o error: disk full");
+        let code = ledger_kafka::rdkafka::error::KafkaError::MetadataFetch(ledger_kafka::rdkafka::types::RDKafkaErrorCode::UnknownPartition);
+        let text = error_chain(&RuntimeError::Rdkafka(code));
+        assert_eq!(text.matches("Unknown partition").count(), 1, "{text}");
+        assert!(text.starts_with("Kafka client error: Meta data fetch error"), "{text}");
+    }
 }

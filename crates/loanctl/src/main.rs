@@ -302,7 +302,8 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("loanctl: {e:#}");
+            let causes: Vec<&(dyn std::error::Error + 'static)> = e.chain().collect();
+            eprintln!("loanctl: {}", ledger_runtime::join_causes(&causes));
             ExitCode::FAILURE
         }
     }
