@@ -46,22 +46,11 @@ fn loan_events_is_kept_forever_and_a_topic_that_could_lose_facts_is_refused() {
 
     // loan.events created by someone else with Apache Kafka's defaults (7 days).
     let broker = Broker::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let topic = NewTopic::new(topics::EVENTS, 3, TopicReplication::Fixed(1));
-    let created = rt.block_on(admin(&broker.brokers()).create_topics(&[topic], &AdminOptions::new())).unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
-    let dir = TempDir::new("retention");
-    let out = loanctl()
-        .args(["up", "--partitions", "3", "--http", &format!("127.0.0.1:{}", free_port()), "--brokers", &broker.brokers(), "--data"])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "loanctl up started on a loan.events with a 7-day retention");
-    let last = stderr.lines().last().unwrap_or_default();
+    create_without_settings(&broker.brokers(), topics::EVENTS, 3);
+    let refusal = up_refusal(&broker.brokers(), "loanctl up started on a loan.events with a 7-day retention");
     assert!(
-        last.contains("loan.events has retention.ms=604800000") && last.contains("retention.ms=-1"),
-        "the refusal does not say what to change: {stderr}"
+        refusal.contains("loan.events has retention.ms=604800000") && refusal.contains("retention.ms=-1"),
+        "the refusal does not say what to change: {refusal}"
     );
 }
 
@@ -70,18 +59,29 @@ fn borrower_keyed_topics_with_another_partition_count_are_refused() {
     // loan.applications made by other tooling with 2 partitions, the rest by the ledger
     // with 3: a borrower's application and its facts would sit on different numbers.
     let broker = Broker::start();
+    create_without_settings(&broker.brokers(), topics::APPLICATIONS, 2);
+    let refusal = up_refusal(&broker.brokers(), "loanctl up started with loan.applications on 2 partitions and loan.events on 3");
+    assert!(refusal.contains("loan.applications has 2 partitions but loan.events has 3"), "unclear refusal: {refusal}");
+}
+
+/// Creates `topic` as other tooling would: the broker's default settings.
+fn create_without_settings(brokers: &str, topic: &str, partitions: i32) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let topic = NewTopic::new(topics::APPLICATIONS, 2, TopicReplication::Fixed(1));
-    let created = rt.block_on(admin(&broker.brokers()).create_topics(&[topic], &AdminOptions::new())).unwrap();
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let created = rt.block_on(admin(brokers).create_topics(&[new_topic], &AdminOptions::new())).unwrap();
     assert!(created[0].is_ok(), "{created:?}");
-    let dir = TempDir::new("partition-counts");
+}
+
+/// Runs `loanctl up` (3 partitions), which must refuse to start; returns its last
+/// stderr line. `started` is the failure message should it run.
+fn up_refusal(brokers: &str, started: &str) -> String {
+    let dir = TempDir::new("refusal");
     let out = loanctl()
-        .args(["up", "--partitions", "3", "--http", &format!("127.0.0.1:{}", free_port()), "--brokers", &broker.brokers(), "--data"])
+        .args(["up", "--partitions", "3", "--http", &format!("127.0.0.1:{}", free_port()), "--brokers", brokers, "--data"])
         .arg(dir.path().join("data"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "loanctl up started with loan.applications on 2 partitions and loan.events on 3");
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("loan.applications has 2 partitions but loan.events has 3"), "unclear refusal: {stderr}");
+    assert!(!out.status.success(), "{started}: {stderr}");
+    stderr.lines().last().unwrap_or_default().to_string()
 }
