@@ -159,9 +159,12 @@ impl Up {
     /// variables; its stderr goes to `data` + ".log".
     pub fn start_with(brokers: &str, data: &Path, http_port: u16, args: &[String], envs: &[(String, String)]) -> Up {
         let log = std::fs::File::create(Up::log_path(data)).unwrap();
-        let child = loanctl()
-            .args(["up", "--brokers", brokers, "--partitions", "3", "--http", &format!("127.0.0.1:{http_port}"), "--data"])
-            .arg(data)
+        let mut command = loanctl();
+        command.args(["up", "--brokers", brokers, "--http", &format!("127.0.0.1:{http_port}"), "--data"]).arg(data);
+        if !args.iter().any(|a| a == "--partitions") {
+            command.args(["--partitions", "3"]);
+        }
+        let child = command
             .args(args)
             .env("RUST_LOG", "warn,ledger_runtime=info")
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))

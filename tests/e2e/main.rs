@@ -5,7 +5,9 @@
 
 mod corruption;
 mod harness;
+mod midnight;
 mod restart;
+mod scale;
 mod security;
 mod topic_settings;
 
@@ -155,14 +157,21 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
     assert_eq!(export(&up.api), expected, "export after SIGKILLs differs from loanctl simulate");
     assert_eq!(digest(&up.api), expected_digest);
 
-    // Nothing lost on the output topics: every notice the fold derives is there (by
-    // content), and copies re-sent after a restart carry the same id.
-    let (_, accruals) = notices(&broker.brokers(), topics::ACCRUALS);
-    let (_, overdue) = notices(&broker.brokers(), topics::OVERDUE);
-    let (_, receipts) = notices(&broker.brokers(), topics::RECEIPTS);
+    assert_every_notice_once(&broker.brokers(), &file, &expected);
+    up.stop();
+}
+
+/// Nothing lost on the output topics: every notice the in-process fold of `file`
+/// derives is there, once by id (copies re-sent after a restart or by a second
+/// instance carry the same id and bytes); the interest postings add up to the income
+/// of `expected` (its export).
+fn assert_every_notice_once(brokers: &str, file: &Path, expected: &serde_json::Value) {
+    let (_, accruals) = notices(brokers, topics::ACCRUALS);
+    let (_, overdue) = notices(brokers, topics::OVERDUE);
+    let (_, receipts) = notices(brokers, topics::RECEIPTS);
     let mut sink = Vec::new();
     let (ledger, _) = ledger_core::scenario::run(
-        &std::fs::read_to_string(&file).unwrap(),
+        &std::fs::read_to_string(file).unwrap(),
         std::sync::Arc::new(ledger_core::ProductConfig::default()),
         &mut sink,
     )
@@ -188,7 +197,7 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
     // A DUPLICATE receipt only for a payment id the file really re-sends: a restart's
     // own re-delivered input must stay silent.
     let mut seen = BTreeSet::new();
-    let resent = std::fs::read_to_string(&file)
+    let resent = std::fs::read_to_string(file)
         .unwrap()
         .lines()
         .filter_map(|l| ledger_core::scenario::parse_line(l).unwrap())
@@ -202,7 +211,6 @@ fn services_killed_mid_feed_lose_nothing_and_count_nothing_twice() {
         .sum();
     let income: rust_decimal::Decimal = expected["portfolio"]["interest_income"].as_str().unwrap().parse().unwrap();
     assert_eq!(interest, income, "the interest postings add up to the interest income");
-    up.stop();
 }
 
 #[test]

@@ -12,6 +12,10 @@ impl Handler for Accrual {
         "accrual"
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn on_derived(&self, event: &Derived) -> Option<Notice> {
         match event {
             Derived::Accrual(a) => Some(Notice::Accrual(a.clone())),

@@ -3,8 +3,8 @@
 //! the amounts owed), and decides the team's actions from collections.actions
 //! (MARK_MALICIOUS, REINSTATE, WRITE_OFF) into facts.
 
-use ledger_core::handler::{Handler, InputKind, Notice};
-use ledger_core::Derived;
+use ledger_core::handler::{loan_book_key, Handler, InputKind, LoanDirectory, Notice};
+use ledger_core::{Derived, Input};
 
 pub struct Collections;
 
@@ -15,6 +15,27 @@ impl Handler for Collections {
 
     fn decides(&self) -> Option<InputKind> {
         Some(InputKind::Collections)
+    }
+
+    /// An action names a borrower (blacklisting, reinstating) or a loan (a write-off,
+    /// routed to the loan's borrower through the loan index).
+    fn book_key(&self, input: &Input, loans: &dyn LoanDirectory) -> String {
+        match input {
+            Input::Collections(c) => match (&c.borrower_id, &c.loan_id) {
+                (Some(borrower), _) => borrower.clone(),
+                (None, Some(loan)) => loan_book_key(loan, loans),
+                (None, None) => c.action_id.clone(),
+            },
+            _ => String::new(),
+        }
+    }
+
+    fn routes_by_loan(&self) -> bool {
+        true
+    }
+
+    fn publishes(&self) -> bool {
+        true
     }
 
     fn on_derived(&self, event: &Derived) -> Option<Notice> {

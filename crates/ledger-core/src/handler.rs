@@ -1,8 +1,9 @@
 //! What a service does, without any I/O: the handler of one service (origination,
-//! repayment, accrual, collections, monitoring) says which input it decides and which notices it
-//! publishes. The runtime crate drives any handler: it consumes, decodes, folds
-//! loan.events into the view, calls the handler, produces the outputs and stores its
-//! offsets with its state.
+//! repayment, accrual, collections, monitoring) says which input it decides, which book
+//! an input belongs to, and which notices it publishes. The runtime crate drives any
+//! handler: its intake routes the service's input topic to the books, the book writer
+//! calls the handler's `decide` against the book, and its publisher folds loan.events
+//! and produces the notices.
 
 use crate::input::Input;
 use crate::ledger::{Decision, InputError, Ledger};
@@ -53,6 +54,28 @@ pub enum Notice {
     DuplicatePayment { payment_id: String, loan_id: String },
 }
 
+/// Which borrower a loan belongs to, as far as loan.events says so far: the loan
+/// index an intake routes payments and write-offs by.
+pub trait LoanDirectory {
+    fn borrower_of(&self, loan_id: &str) -> Option<&str>;
+}
+
+/// A directory that knows no loan.
+pub struct NoLoans;
+
+impl LoanDirectory for NoLoans {
+    fn borrower_of(&self, _loan_id: &str) -> Option<&str> {
+        None
+    }
+}
+
+/// The book key of an input named by a loan: the loan's borrower; the loan id itself
+/// when no loan has it (the refusal is then decided in, and kept by, that id's book,
+/// as the fact's own partition key says).
+pub fn loan_book_key(loan_id: &str, loans: &dyn LoanDirectory) -> String {
+    loans.borrower_of(loan_id).unwrap_or(loan_id).to_string()
+}
+
 /// One service's behaviour.
 pub trait Handler: Send + Sync + 'static {
     /// The service's name; also its consumer group's suffix and its store's name.
@@ -63,9 +86,34 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
-    /// Decides one input against the view (the fold of loan.events so far).
-    fn decide(&self, view: &Ledger, input: &Input) -> Result<Decision, InputError> {
-        view.decide(input)
+    /// The key of the book (a partition of loan.events) that decides `input`: its
+    /// borrower id. Services whose inputs name a loan instead override this (and
+    /// [`Handler::routes_by_loan`]).
+    fn book_key(&self, input: &Input, _loans: &dyn LoanDirectory) -> String {
+        match input {
+            Input::Application(a) => a.borrower_id.clone(),
+            Input::MerchantUpdate(u) => u.borrower_id.clone(),
+            Input::Collections(c) => c.borrower_id.clone().or_else(|| c.loan_id.clone()).unwrap_or_else(|| c.action_id.clone()),
+            Input::Repayment(r) => r.loan_id.clone(),
+            Input::Open { date } | Input::CloseDay { date } => date.to_string(),
+        }
+    }
+
+    /// Whether [`Handler::book_key`] needs the loan index.
+    fn routes_by_loan(&self) -> bool {
+        false
+    }
+
+    /// Whether the service publishes notices derived from loan.events (its
+    /// [`Handler::on_derived`] answers some events).
+    fn publishes(&self) -> bool {
+        false
+    }
+
+    /// Decides one input of book `book` against the view: that book exactly as it
+    /// stands, on the date open in it.
+    fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
+        view.decide_in_book(book, input)
     }
 
     /// What it answers when an input turns out to be a duplicate (a re-sent id).

@@ -88,9 +88,20 @@ impl Ledger {
     }
 
     /// Decides an input against the current state: the one fact it becomes, or that it
-    /// is a duplicate. Never changes state; apply the fact to do that.
+    /// is a duplicate. Never changes state; apply the fact to do that. The date is the
+    /// ledger's business date (in process, every book closes together).
     pub fn decide(&self, input: &Input) -> Result<Decision, InputError> {
-        let today = self.business_date();
+        self.decide_on(self.business_date(), input)
+    }
+
+    /// Decides an input of book `book` on the date open in that book, where its fact
+    /// will stand: the books of a live ledger close one by one, and a loan decided in a
+    /// book that has closed day d is a loan of day d+1 whatever the other books say.
+    pub fn decide_in_book(&self, book: u32, input: &Input) -> Result<Decision, InputError> {
+        self.decide_on(self.books.get(&book).and_then(|b| b.open), input)
+    }
+
+    fn decide_on(&self, today: Option<Date>, input: &Input) -> Result<Decision, InputError> {
         match input {
             Input::Open { date } => match today {
                 Some(open) => Err(InputError::AlreadyOpen(open)),

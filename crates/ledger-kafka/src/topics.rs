@@ -10,6 +10,9 @@ pub const ACTIONS: &str = "collections.actions";
 pub const MERCHANT_UPDATES: &str = "merchant.updates";
 /// The log of facts, keyed by borrower id: the one source of truth.
 pub const EVENTS: &str = "loan.events";
+/// The book writer's queue (internal): every input, routed to its book's partition
+/// by the intake service of its topic, and each book's day close.
+pub const COMMANDS: &str = "ledger.commands";
 /// Daily interest and penalty postings (output of accrual).
 pub const ACCRUALS: &str = "loan.accruals";
 /// Overdue, bucket and cure notices (output of collections); risk warnings and recalls
@@ -19,12 +22,13 @@ pub const OVERDUE: &str = "loan.overdue";
 pub const RECEIPTS: &str = "loan.receipts";
 
 /// Every topic above, in a fixed order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     APPLICATIONS,
     REPAYMENTS,
     ACTIONS,
     MERCHANT_UPDATES,
     EVENTS,
+    COMMANDS,
     ACCRUALS,
     OVERDUE,
     RECEIPTS,
@@ -33,7 +37,8 @@ pub const ALL: [&str; 8] = [
 /// The topics whose records are keyed by borrower id and so must have as many
 /// partitions as loan.events: a borrower's inputs and its book then share a partition
 /// number (co-partitioning, as Kafka Streams requires of joined topics).
-pub const CO_PARTITIONED: [&str; 4] = [EVENTS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
+/// ledger.commands is co-partitioned too: its partition k is book k's queue.
+pub const CO_PARTITIONED: [&str; 5] = [EVENTS, COMMANDS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
 
 /// Suffix of a dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";

@@ -1,16 +1,25 @@
-//! The day's barrier: `open` and `close-day` append a fact to every partition of
-//! loan.events. A day close is accepted only for the open business date; a partition
-//! that already closed it (a close that was interrupted half-way) is not closed twice.
+//! The day's barrier: `open` and `close-day` send a command to every book (every
+//! partition of ledger.commands); each book's writer decides it in its place among the
+//! book's inputs and appends the fact. A day close is accepted only for the open
+//! business date; a book that already closed it (a close that was interrupted half-way)
+//! is not sent it again. Both wait until every book has the fact.
 
-use ledger_core::{Date, Fact};
-use ledger_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
-use ledger_kafka::topics;
+use std::time::{Duration, Instant};
+
+use ledger_core::Date;
+use ledger_kafka::rdkafka::producer::FutureProducer;
+use ledger_proto::pb;
 
 use crate::follower::Follower;
+use crate::intake::send_command;
+use crate::service::await_all;
 use crate::{Result, RuntimeError};
 
-/// Appends `Opened { date }` to every partition that is not open yet.
-pub async fn open(follower: &mut Follower, producer: &FutureProducer, date: Date) -> Result<()> {
+/// How long `open` and `close-day` wait for the book writers.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// Opens `date` in every book that is not open yet.
+pub async fn open(follower: &mut Follower, producer: &FutureProducer, date: Date, wait: Duration) -> Result<()> {
     follower.catch_up_fully().await?;
     let mut todo = Vec::new();
     for p in follower.partitions() {
@@ -21,13 +30,14 @@ pub async fn open(follower: &mut Follower, producer: &FutureProducer, date: Date
             }
         }
     }
-    append(producer, &Fact::Opened { date }, &todo).await?;
-    follower.catch_up_fully().await
+    let command = pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::Open(pb::Open { date: date.to_string() })) };
+    send(producer, &command, &date.to_string(), &todo).await?;
+    wait_for(follower, &todo, date, wait, "open").await
 }
 
-/// Appends `DayClosed { date }` to every partition; `date` defaults to the open business
-/// date. Refuses a gap (a date after the open one) and a repeated day.
-pub async fn close_day(follower: &mut Follower, producer: &FutureProducer, date: Option<Date>) -> Result<Date> {
+/// Closes `date` (default: the open business date) in every book. Refuses a gap (a date
+/// after the open one) and a repeated day.
+pub async fn close_day(follower: &mut Follower, producer: &FutureProducer, date: Option<Date>, wait: Duration) -> Result<Date> {
     follower.catch_up_fully().await?;
     let open_dates: Vec<(i32, Option<Date>)> = follower
         .partitions()
@@ -55,27 +65,39 @@ pub async fn close_day(follower: &mut Follower, producer: &FutureProducer, date:
     if todo.is_empty() {
         return Err(RuntimeError::Refused(format!("{date} is already closed")));
     }
-    append(producer, &Fact::DayClosed { date }, &todo).await?;
-    follower.catch_up_fully().await?;
+    let command =
+        pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::DayClose(pb::DayClose { date: date.to_string() })) };
+    send(producer, &command, &date.to_string(), &todo).await?;
+    wait_for(follower, &todo, date.next(), wait, "day close").await?;
     Ok(date)
 }
 
-async fn append(producer: &FutureProducer, fact: &Fact, partitions: &[i32]) -> Result<()> {
-    // One record per partition, sent together; each partition's copy has its own id.
-    let mut deliveries = Vec::new();
+/// Sends one command to each of `partitions`, together.
+async fn send(producer: &FutureProducer, command: &pb::BookCommand, key: &str, partitions: &[i32]) -> Result<()> {
+    let payload = ledger_proto::encode(command);
+    let mut in_flight = Vec::new();
     for p in partitions {
-        let event = ledger_proto::loan_event(fact, format!("{}@{p}", fact.key()), String::new());
-        let payload = ledger_proto::encode(&event);
-        let key = fact.key();
-        let record: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(topics::EVENTS).partition(*p).key(key.as_str()).payload(payload.as_slice());
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+        in_flight.push(send_command(producer, key, *p, &payload)?);
     }
-    for delivery in deliveries {
-        delivery
-            .await
-            .map_err(|_| RuntimeError::Refused("delivery cancelled".into()))?
-            .map_err(|(e, _)| e)?;
+    await_all(&mut in_flight).await
+}
+
+/// Waits until every book of `partitions` has `open` as its open date.
+async fn wait_for(follower: &mut Follower, partitions: &[i32], open: Date, wait: Duration, what: &str) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        follower.catch_up_fully().await?;
+        let behind: Vec<i32> =
+            partitions.iter().copied().filter(|p| follower.ledger().books().get(&(*p as u32)).and_then(|b| b.open) != Some(open)).collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(RuntimeError::Timeout(format!(
+                "the {what} was sent but books {behind:?} did not decide it within {} s; is `loanctl up` (or `loanctl run books`) running against these brokers?",
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(())
 }

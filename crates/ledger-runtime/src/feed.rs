@@ -1,28 +1,35 @@
 //! `loanctl feed`: plays a scenario (SPEC section 10) through the real input topics and
 //! returns once the ledger has processed all of it.
 //!
-//! Each input is published on its topic and `feed` waits until the service that decides
-//! it has committed past it (its fact is then on loan.events) before sending the next,
-//! so the services see the inputs in the file's order, as the in-process fold does.
-//! `open` and `close_day` are appended to every partition of loan.events (as
-//! `loanctl open` and `loanctl close-day` do). At the end it waits until every reader
-//! of loan.events has reached the end of the log.
+//! The ledger must decide the file's inputs as the in-process fold does, in the file's
+//! order wherever order matters. Inputs on one topic with one key stay in order all the
+//! way (one input partition, one intake, one book), so `feed` sends a run of inputs
+//! together and waits once, and starts a new run before an input that could depend on
+//! one sent in another lane (topic and key) of the current run: an input that names a
+//! borrower, loan, id or order named by an earlier input of the run in another lane
+//! (an application before its loan's repayments, inputs that share an id). `open` and
+//! `close_day` close the run and go to every book as commands (as `loanctl open` and
+//! `loanctl close-day` do). A run is processed when every intake has committed past
+//! its inputs and the book writers past every command queued by then. At the end it
+//! waits until every reader of loan.events has reached the end of the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use ledger_core::handler::InputKind;
 use ledger_core::{scenario, Input};
 use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
-use ledger_kafka::rdkafka::producer::FutureRecord;
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
-use ledger_kafka::topics;
+use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{encode, IntoProto};
 
 use crate::follower::Follower;
-use crate::{control, event_readers, events_group, input_group, input_topic, Context, Result, RuntimeError};
+use crate::{books, control, event_readers, events_group, input_group, input_topic, Context, Result, RuntimeError};
 
 const POLL: Duration = Duration::from_millis(3);
+/// The most inputs sent in one run.
+const RUN_MAX: usize = 5_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct FeedReport {
@@ -47,37 +54,159 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     let kafka = ctx.kafka.with_client_id(format!("{}-feed", ctx.kafka.client_id));
     let producer = kafka.producer()?;
     let mut control_view = Follower::new(&kafka, "ledger-feed", ctx.config.clone(), false)?;
+    let probe = OffsetProbe::new(&kafka)?;
     let mut watchers: BTreeMap<InputKind, StreamConsumer> = BTreeMap::new();
-    let deciders = [
-        (InputKind::Application, "origination"),
-        (InputKind::Repayment, "repayment"),
-        (InputKind::Collections, "collections"),
-        (InputKind::MerchantUpdate, "monitoring"),
-    ];
-    for (kind, service) in deciders {
-        watchers.insert(kind, kafka.consumer(&input_group(service))?);
+    for handler in crate::handlers() {
+        if let Some(kind) = handler.decides() {
+            watchers.insert(kind, kafka.consumer(&input_group(handler.name()))?);
+        }
     }
+    let books_watcher = kafka.consumer(books::GROUP)?;
     let mut report = FeedReport { inputs: inputs.len(), ..FeedReport::default() };
     let total = inputs.len();
+    let mut run = Run::default();
     for (done, (line, input)) in inputs.into_iter().enumerate() {
         let at_line = |e: RuntimeError| RuntimeError::Refused(format!("line {line}: {}", crate::error_chain(&e)));
-        match &input {
-            Input::Open { date } => control::open(&mut control_view, &producer, *date).await.map_err(at_line)?,
-            Input::CloseDay { date } => {
-                control::close_day(&mut control_view, &producer, Some(*date)).await.map_err(at_line)?;
-                report.day_closes += 1;
+        let Some((kind, key, payload)) = publishable(&input) else {
+            run.finish(&watchers, &books_watcher, &probe, wait).await.map_err(at_line)?;
+            progress(done, total);
+            match &input {
+                Input::Open { date } => control::open(&mut control_view, &producer, *date, wait).await.map_err(at_line)?,
+                Input::CloseDay { date } => {
+                    control::close_day(&mut control_view, &producer, Some(*date), wait).await.map_err(at_line)?;
+                    report.day_closes += 1;
+                }
+                _ => unreachable!("every other input is publishable"),
             }
-            Input::Application(_) | Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_) => {
-                let Some((kind, key, payload)) = publishable(&input) else { continue };
-                send_and_wait(&producer, &watchers[&kind], kind, &key, &payload, wait).await.map_err(at_line)?;
-                report.published += 1;
-            }
+            continue;
+        };
+        let lane = (kind, key.clone());
+        let names = run.names_of(&input);
+        if run.len() >= RUN_MAX || run.depends(&lane, &names) {
+            run.finish(&watchers, &books_watcher, &probe, wait).await.map_err(at_line)?;
+            progress(done, total);
         }
-        progress(done + 1, total);
+        run.send(&producer, lane, names, &key, &payload).map_err(at_line)?;
+        report.published += 1;
     }
+    run.finish(&watchers, &books_watcher, &probe, wait).await?;
+    progress(total, total);
     wait_for_readers(ctx, &control_view, wait).await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Inputs sent together, not yet known to be processed.
+#[derive(Default)]
+struct Run {
+    /// What each name (borrower, loan, id, order) was named by in this run: its lane.
+    named: HashMap<String, (InputKind, String)>,
+    in_flight: Vec<(InputKind, DeliveryFuture)>,
+    /// The borrower of each loan the file applied for (a repayment names only its loan).
+    borrower_of_loan: HashMap<String, String>,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Every name an input touches, prefixed by its kind of name.
+    fn names_of(&mut self, input: &Input) -> Vec<String> {
+        let mut names = Vec::new();
+        match input {
+            Input::Application(a) => {
+                self.borrower_of_loan.insert(a.application_id.clone(), a.borrower_id.clone());
+                names.push(format!("borrower:{}", a.borrower_id));
+                names.push(format!("loan:{}", a.application_id));
+                names.extend(a.orders.iter().map(|o| format!("order:{}", o.order_id)));
+            }
+            Input::Repayment(r) => {
+                names.push(format!("loan:{}", r.loan_id));
+                names.push(format!("payment:{}", r.payment_id));
+                if let Some(borrower) = self.borrower_of_loan.get(&r.loan_id) {
+                    names.push(format!("borrower:{borrower}"));
+                }
+            }
+            Input::Collections(c) => {
+                names.push(format!("action:{}", c.action_id));
+                if let Some(b) = &c.borrower_id {
+                    names.push(format!("borrower:{b}"));
+                }
+                if let Some(l) = &c.loan_id {
+                    names.push(format!("loan:{l}"));
+                    if let Some(borrower) = self.borrower_of_loan.get(l) {
+                        names.push(format!("borrower:{borrower}"));
+                    }
+                }
+            }
+            Input::MerchantUpdate(u) => {
+                names.push(format!("borrower:{}", u.borrower_id));
+                names.push(format!("update:{}", u.update_id));
+            }
+            Input::Open { .. } | Input::CloseDay { .. } => {}
+        }
+        names
+    }
+
+    /// Whether an input in `lane` naming `names` could depend on an input of the run.
+    fn depends(&self, lane: &(InputKind, String), names: &[String]) -> bool {
+        names.iter().any(|n| self.named.get(n).is_some_and(|l| l != lane))
+    }
+
+    fn send(&mut self, producer: &FutureProducer, lane: (InputKind, String), names: Vec<String>, key: &str, payload: &[u8]) -> Result<()> {
+        let topic = input_topic(lane.0);
+        let delivery = loop {
+            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
+            match producer.send_result(record) {
+                Ok(delivery) => break delivery,
+                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        };
+        self.in_flight.push((lane.0, delivery));
+        for name in names {
+            self.named.insert(name, lane.clone());
+        }
+        Ok(())
+    }
+
+    /// Waits until every input of the run is decided: acknowledged by the broker,
+    /// forwarded by its intake, and every command queued by then decided.
+    async fn finish(
+        &mut self,
+        watchers: &BTreeMap<InputKind, StreamConsumer>,
+        books_watcher: &StreamConsumer,
+        probe: &OffsetProbe,
+        wait: Duration,
+    ) -> Result<()> {
+        if self.in_flight.is_empty() {
+            return Ok(());
+        }
+        let mut reached: BTreeMap<(InputKind, i32), i64> = BTreeMap::new();
+        for (kind, delivery) in self.in_flight.drain(..) {
+            let delivery = delivery
+                .await
+                .map_err(|_| RuntimeError::Refused("delivery cancelled: the producer was dropped".into()))?
+                .map_err(|(e, _)| e)?;
+            let (partition, offset) = (delivery.partition, delivery.offset);
+            let next = reached.entry((kind, partition)).or_insert(0);
+            *next = (*next).max(offset + 1);
+        }
+        self.named.clear();
+        for ((kind, partition), next) in &reached {
+            wait_committed(&watchers[kind], input_topic(*kind), *partition, *next, wait).await?;
+        }
+        let ends = tokio::task::block_in_place(|| probe.end_offsets(topics::COMMANDS))?;
+        for (partition, end) in ends {
+            if end > 0 {
+                wait_committed(books_watcher, topics::COMMANDS, partition, end, wait).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The input topic, record key (the partitioning id) and encoded message of an input
@@ -94,23 +223,6 @@ fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
         Input::MerchantUpdate(u) => (InputKind::MerchantUpdate, u.borrower_id.clone(), encode(&u.into_proto())),
         Input::Open { .. } | Input::CloseDay { .. } => return None,
     })
-}
-
-async fn send_and_wait(
-    producer: &ledger_kafka::rdkafka::producer::FutureProducer,
-    watcher: &StreamConsumer,
-    kind: InputKind,
-    key: &str,
-    payload: &[u8],
-    wait: Duration,
-) -> Result<()> {
-    let topic = input_topic(kind);
-    let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
-    let delivery = producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| e)?;
-    tracing::debug!(topic, partition = delivery.partition, offset = delivery.offset, "fed");
-    wait_committed(watcher, topic, delivery.partition, delivery.offset + 1, wait).await?;
-    tracing::debug!(topic, partition = delivery.partition, offset = delivery.offset, "processed");
-    Ok(())
 }
 
 /// Waits until `watcher`'s group has committed `topic`/`partition` at `at_least`.

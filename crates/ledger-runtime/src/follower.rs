@@ -1,8 +1,13 @@
-//! Follows loan.events: reads every partition from the beginning and folds each fact
-//! into a `Ledger`, partition by partition (a partition is a book). Every service keeps
-//! one: its view to decide against, and the source of the events it publishes.
+//! Follows loan.events: reads its partitions (every one, or a given few) from the
+//! beginning and folds each fact into a `Ledger`, partition by partition (a partition
+//! is a book). The book writer restores its books with one, the publishers derive
+//! their notices with one, the projector builds its read models with one.
+//!
+//! A broken log stops the reader: a record that cannot be read, a fact that does not
+//! fit the fold at its position, a keyed fact on another partition than its key's.
+//! Nothing is skipped: skipping a fact would fork the state of every reader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,28 +29,23 @@ pub struct Applied {
     pub offset: i64,
     pub fact: Fact,
     pub outcome: Outcome,
+    /// The input it was decided from, "topic/partition/offset" (empty for a command).
+    pub source: String,
     /// What the fold derived (empty unless the follower collects events).
     pub derived: Vec<Derived>,
 }
 
-/// A loan.events record that could not be read.
-#[derive(Debug)]
-pub struct Unreadable {
-    pub partition: i32,
-    pub offset: i64,
-    pub payload: Vec<u8>,
-    pub reason: String,
-}
-
 pub struct Follower {
-    unreadable: Vec<Unreadable>,
     consumer: StreamConsumer,
     probe: OffsetProbe,
     ledger: Ledger,
     /// Next offset to read, per partition.
     positions: BTreeMap<i32, i64>,
-    /// Fact key -> the input ("topic/partition/offset") it came from.
-    sources: HashMap<String, String>,
+    /// How many partitions loan.events has (the layout check needs it).
+    partition_count: usize,
+    /// Partitions whose facts this process writes and applies itself
+    /// ([`Follower::apply_own`]): read past, not applied again.
+    own: BTreeSet<i32>,
     collect_events: bool,
     group: String,
     /// When the hint was last committed.
@@ -56,9 +56,26 @@ impl Follower {
     /// A follower of every partition of loan.events from the beginning, committing its
     /// positions (as a hint for `feed`) under `group`.
     pub fn new(kafka: &KafkaConfig, group: &str, config: Arc<ProductConfig>, collect_events: bool) -> Result<Follower> {
+        Follower::of_partitions(kafka, group, config, collect_events, None)
+    }
+
+    /// A follower of the given partitions of loan.events (every one when `None`) from
+    /// the beginning.
+    pub fn of_partitions(
+        kafka: &KafkaConfig,
+        group: &str,
+        config: Arc<ProductConfig>,
+        collect_events: bool,
+        only: Option<&[i32]>,
+    ) -> Result<Follower> {
         let consumer = kafka.consumer(group)?;
         let probe = OffsetProbe::new(kafka)?;
-        let partitions = probe.topic_partitions(topics::EVENTS)?;
+        let all = probe.topic_partitions(topics::EVENTS)?;
+        let partition_count = all.len();
+        let partitions: Vec<i32> = match only {
+            Some(only) => all.into_iter().filter(|p| only.contains(p)).collect(),
+            None => all,
+        };
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition_offset(topics::EVENTS, *p, Offset::Beginning)?;
@@ -68,9 +85,9 @@ impl Follower {
             consumer,
             probe,
             ledger: Ledger::new(config),
-            unreadable: Vec::new(),
             positions: partitions.iter().map(|p| (*p, 0)).collect(),
-            sources: HashMap::new(),
+            partition_count,
+            own: BTreeSet::new(),
             collect_events,
             group: group.to_string(),
             hinted_at: Instant::now(),
@@ -89,15 +106,24 @@ impl Follower {
         self.positions.keys().copied().collect()
     }
 
-    /// The input a fact (by its idempotency key) came from, if it names one.
-    pub fn source_of(&self, fact_key: &str) -> Option<&str> {
-        self.sources.get(fact_key).map(String::as_str)
+    /// Marks the partitions whose facts the caller writes from now on and applies with
+    /// [`Follower::apply_own`]. Catch up first: what a partition held before it became
+    /// one's own is applied only by reading it.
+    pub fn set_own(&mut self, own: BTreeSet<i32>) {
+        self.own = own;
     }
 
-    /// The end offsets of loan.events now.
+    /// Applies a fact the caller is appending to one of its own partitions.
+    pub fn apply_own(&mut self, partition: i32, fact: &Fact) -> Outcome {
+        self.ledger.apply(partition as u32, fact, &mut Discard)
+    }
+
+    /// The end offsets of the followed partitions of loan.events now.
     pub fn end_offsets(&self) -> Result<BTreeMap<i32, i64>> {
         let probe = &self.probe;
-        Ok(tokio::task::block_in_place(|| probe.end_offsets(topics::EVENTS))?)
+        let mut ends = tokio::task::block_in_place(|| probe.end_offsets(topics::EVENTS))?;
+        ends.retain(|p, _| self.positions.contains_key(p));
+        Ok(ends)
     }
 
     /// Reads and applies what loan.events holds up to its end offsets as of this call,
@@ -127,33 +153,27 @@ impl Follower {
                 }
             };
             let (partition, offset) = (message.partition(), message.offset());
+            if !self.positions.contains_key(&partition) {
+                continue;
+            }
             self.positions.insert(partition, offset + 1);
-            let decoded = ledger_proto::decode::<pb::LoanEvent>(message.payload().unwrap_or_default())
+            if self.own.contains(&partition) {
+                // Written by this process's book writer, which applied it already.
+                continue;
+            }
+            let at = || crate::source(topics::EVENTS, partition, offset);
+            let (fact, source) = ledger_proto::decode::<pb::LoanEvent>(message.payload().unwrap_or_default())
                 .and_then(|event| {
                     let source = event.source.clone();
                     Fact::from_proto(event).map(|fact| (fact, source))
-                });
-            let (fact, source) = match decoded {
-                Ok(x) => {
-                    check_layout(&x.0, &message, self.positions.len())?;
-                    x
-                }
-                Err(e) => {
+                })
+                .map_err(|e| {
+                    tracing::error!(partition, offset, error = %e, "unreadable fact on loan.events");
                     // Only the ledger writes loan.events: a record it cannot read is a
-                    // broken log. Every reader skips it the same way (the projector
-                    // also dead-letters it), so all views stay equal.
-                    tracing::error!(partition, offset, error = %e, "unreadable fact on loan.events; skipped");
-                    if self.unreadable.len() < 10_000 {
-                        self.unreadable.push(Unreadable {
-                            partition,
-                            offset,
-                            payload: message.payload().unwrap_or_default().to_vec(),
-                            reason: format!("cannot read loan.events: {e}"),
-                        });
-                    }
-                    continue;
-                }
-            };
+                    // broken log (or a fact kind this build does not know yet).
+                    RuntimeError::Corrupt(format!("{}: cannot read the fact: {e}; is this loanctl older than the one that wrote it?", at()))
+                })?;
+            check_layout(&fact, &message, self.partition_count)?;
             let mut derived = Vec::new();
             let outcome = if self.collect_events {
                 self.ledger.apply(partition as u32, &fact, &mut derived)
@@ -161,19 +181,12 @@ impl Follower {
                 self.ledger.apply(partition as u32, &fact, &mut Discard)
             };
             if let Outcome::Ignored(why) = outcome {
-                tracing::error!(partition, offset, key = %fact.key(), why, "fact does not fit the ledger; ignored");
+                tracing::error!(partition, offset, key = %fact.key(), why, "fact does not fit the ledger");
+                return Err(RuntimeError::Corrupt(format!("{}: the fact {} does not fit the book at its position: {why}", at(), fact.key())));
             }
-            if !source.is_empty() && outcome == Outcome::Applied {
-                self.sources.insert(fact.key(), source);
-            }
-            applied.push(Applied { partition, offset, fact, outcome, derived });
+            applied.push(Applied { partition, offset, fact, outcome, source, derived });
         }
         Ok(applied)
-    }
-
-    /// The records skipped as unreadable since the last call.
-    pub fn take_unreadable(&mut self) -> Vec<Unreadable> {
-        std::mem::take(&mut self.unreadable)
     }
 
     /// Catches up completely (in bounded steps), discarding what was applied.

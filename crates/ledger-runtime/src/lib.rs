@@ -1,20 +1,28 @@
 //! ledger-runtime: the one road the data takes,
-//! topic -> runtime -> handler -> runtime -> topic and sled.
+//! input topic -> intake -> ledger.commands -> book writer -> loan.events -> publishers
+//! and projector -> output topics and sled.
 //!
-//! - [`follower::Follower`] folds loan.events (every partition) into a `Ledger`: the
-//!   view every service decides against and derives its notices from.
-//! - [`service::run_service`] drives any [`ledger_core::handler::Handler`]: decode an
-//!   input (dead-letter what cannot be read), catch up with loan.events, decide, append
-//!   the fact, publish notices, store positions in sled.
+//! - [`intake::run_intake`] reads a service's input topic in the service's consumer
+//!   group, dead-letters what cannot be read, and routes every input to its book's
+//!   partition of ledger.commands (through the [`loans::LoanIndex`] for inputs keyed by
+//!   loan id).
+//! - [`books::run_books`] is the one writer per book: it decides each book's commands
+//!   in order with the services' deciders and appends the facts to loan.events.
+//! - [`follower::Follower`] folds loan.events (all partitions, or a few) into a
+//!   `Ledger`; [`service::run_publisher`] publishes a service's notices from it.
 //! - [`projection::run_projector`] folds loan.events into the sled read models, and
 //!   [`http`] serves them.
-//! - [`control`] appends the day's open and close to every partition; [`feed`] plays a
+//! - [`control`] sends the day's open and close to every book; [`feed`] plays a
 //!   scenario through the input topics; [`replay`] rebuilds the read models.
 
+pub mod books;
 pub mod control;
 pub mod feed;
 pub mod follower;
+pub mod group;
 pub mod http;
+pub mod intake;
+pub mod loans;
 pub mod projection;
 pub mod replay;
 pub mod service;
@@ -92,6 +100,15 @@ pub fn handlers() -> Vec<Arc<dyn Handler>> {
     ]
 }
 
+/// Every service `loanctl up` runs and `loanctl run` accepts: the book writer, the five
+/// services (each its intake, its publisher or both), and the projector.
+pub fn service_names() -> Vec<&'static str> {
+    let mut names = vec![books::NAME];
+    names.extend(handlers().iter().map(|h| h.name()));
+    names.push(projection::NAME);
+    names
+}
+
 pub fn handler(name: &str) -> Option<Arc<dyn Handler>> {
     handlers().into_iter().find(|h| h.name() == name)
 }
@@ -117,9 +134,10 @@ pub fn events_group(reader: &str) -> String {
     format!("ledger-{reader}-events")
 }
 
-/// Every reader of loan.events that `loanctl up` runs (the services and the projector).
+/// Every reader of loan.events that `loanctl up` runs and `feed` waits for: the
+/// services' publishers and the projector.
 pub fn event_readers() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = handlers().iter().map(|h| h.name()).collect();
+    let mut names: Vec<&'static str> = handlers().iter().filter(|h| h.publishes()).map(|h| h.name()).collect();
     names.push(projection::NAME);
     names
 }

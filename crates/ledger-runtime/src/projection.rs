@@ -20,7 +20,6 @@ const BATCH_FACTS: usize = 2_000;
 /// A running projection: its follower and what it has stored.
 pub struct Projection {
     follower: Follower,
-    producer: ledger_kafka::rdkafka::producer::FutureProducer,
     stored: BTreeMap<i32, i64>,
     tree: StoreTree,
     /// Whether every partition was refolded up to its stored position (after a start,
@@ -39,7 +38,7 @@ impl Projection {
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        Ok(Projection { follower, producer: kafka.producer()?, stored, tree, refolded: false })
+        Ok(Projection { follower, stored, tree, refolded: false })
     }
 
     pub fn follower(&self) -> &Follower {
@@ -61,12 +60,6 @@ impl Projection {
         }
         if applied.is_empty() {
             return Ok(0);
-        }
-        // Records no reader can read go to loan.events.dlq (once: by the projector).
-        for bad in self.follower.take_unreadable() {
-            if bad.offset >= self.stored.get(&bad.partition).copied().unwrap_or(0) {
-                ledger_kafka::dead_letter(&self.producer, topics::EVENTS, bad.partition, bad.offset, None, Some(&bad.payload), &bad.reason).await?;
-            }
         }
         let mut changes = Changes::default();
         let mut reached = BTreeMap::new();

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use ledger_core::{Date, ProductConfig};
 use ledger_kafka::KafkaConfig;
 use ledger_runtime::follower::Follower;
-use ledger_runtime::{control, feed, http, projection, replay, service, Context};
+use ledger_runtime::{books, control, feed, http, intake, projection, replay, service, Context};
 use ledger_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -60,11 +60,22 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
             }
             let (ctx, stopped) = (ctx.clone(), stopped.clone());
             tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, stopped).await?) });
+        } else if *name == books::NAME {
+            // The one writer per book, with every service that decides an input.
+            let deciders = ledger_runtime::handlers().into_iter().filter(|h| h.decides().is_some()).collect();
+            let (ctx, stopped) = (ctx.clone(), stopped.clone());
+            tasks.spawn(async move { Ok(books::run_books(deciders, ctx, stopped).await?) });
         } else {
             let handler = ledger_runtime::handler(name).with_context(|| format!("no service named {name}"))?;
-            let tree = store.tree(name)?;
-            let (ctx, stopped) = (ctx.clone(), stopped.clone());
-            tasks.spawn(async move { Ok(service::run_service(handler, ctx, tree, stopped).await?) });
+            if handler.decides().is_some() {
+                let (handler, ctx, stopped) = (handler.clone(), ctx.clone(), stopped.clone());
+                tasks.spawn(async move { Ok(intake::run_intake(handler, ctx, stopped).await?) });
+            }
+            if handler.publishes() {
+                let tree = store.tree(name)?;
+                let (ctx, stopped) = (ctx.clone(), stopped.clone());
+                tasks.spawn(async move { Ok(service::run_publisher(handler, ctx, tree, stopped).await?) });
+            }
         }
     }
     eprintln!("loanctl: running {} against {} (data in {}); Ctrl-C stops", names.join(", "), ctx.kafka.brokers, data.display());
@@ -106,19 +117,19 @@ async fn shutdown_signal() {
 }
 
 pub fn all_services() -> Vec<&'static str> {
-    ledger_runtime::event_readers()
+    ledger_runtime::service_names()
 }
 
 pub async fn open(ctx: &Context, date: Date) -> anyhow::Result<()> {
     let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
-    control::open(&mut view, &ctx.kafka.producer()?, date).await?;
+    control::open(&mut view, &ctx.kafka.producer()?, date, control::WAIT).await?;
     println!("{}", serde_json::json!({"opened": date.to_string()}));
     Ok(())
 }
 
 pub async fn close_day(ctx: &Context, date: Option<Date>) -> anyhow::Result<()> {
     let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
-    let closed = control::close_day(&mut view, &ctx.kafka.producer()?, date).await?;
+    let closed = control::close_day(&mut view, &ctx.kafka.producer()?, date, control::WAIT).await?;
     println!("{}", serde_json::json!({"closed": closed.to_string(), "business_date": closed.next().to_string()}));
     Ok(())
 }

@@ -67,8 +67,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         partitions: i32,
     },
-    /// Run one service alone: origination, repayment, collections, accrual, monitoring or
-    /// projector.
+    /// Run one service alone: books (the writer of every book), origination, repayment,
+    /// collections, accrual, monitoring or projector. Run any number of each against one
+    /// broker: the instances of a service share its partitions.
     Run {
         service: String,
         #[command(flatten)]

@@ -19,6 +19,10 @@ impl Handler for Monitoring {
         Some(InputKind::MerchantUpdate)
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn on_derived(&self, event: &Derived) -> Option<Notice> {
         match event {
             Derived::RiskWarning(w) => Some(Notice::RiskWarning(w.clone())),

@@ -3,7 +3,7 @@
 //! applied each payment (penalty, interest, principal, overpayment, or a recovery), why
 //! it was refused, or that it was a duplicate.
 
-use ledger_core::handler::{Handler, InputKind, Notice};
+use ledger_core::handler::{loan_book_key, Handler, InputKind, LoanDirectory, Notice};
 use ledger_core::{Derived, Input};
 
 pub struct Repayment;
@@ -15,6 +15,23 @@ impl Handler for Repayment {
 
     fn decides(&self) -> Option<InputKind> {
         Some(InputKind::Repayment)
+    }
+
+    /// Payments are keyed by loan id (the payment system knows no borrower): they
+    /// are routed to the book of the loan's borrower through the loan index.
+    fn book_key(&self, input: &Input, loans: &dyn LoanDirectory) -> String {
+        match input {
+            Input::Repayment(r) => loan_book_key(&r.loan_id, loans),
+            _ => String::new(),
+        }
+    }
+
+    fn routes_by_loan(&self) -> bool {
+        true
+    }
+
+    fn publishes(&self) -> bool {
+        true
     }
 
     fn on_duplicate(&self, input: &Input) -> Option<Notice> {

@@ -1,0 +1,291 @@
+//! The book writer: one writer per book. Partition k of ledger.commands holds every
+//! input of book k (routed there by the intakes) and the book's open and day closes,
+//! in one order; the writer that owns partition k in the `ledger-books` group decides
+//! them one after the other against book k exactly as it stands, and appends the facts
+//! to partition k of loan.events. So a decision always sees every fact before it in its
+//! book (a loan decided after a day close is a loan of the next day), a batch of
+//! decisions is as correct as one at a time, and a fact that does not fit the fold
+//! really is corruption.
+//!
+//! The service crates are the deciders it calls ([`Handler::decide`]); it knows them by
+//! their trait only. Their notices are published by their own publishers from
+//! loan.events; the writer answers only what leaves no fact (a re-sent id).
+//!
+//! The view it decides against is the fold of every partition of loan.events: its own
+//! books exactly as it writes them, the others as far as they were read when the batch
+//! began. Only a book's own state decides its borrowers' matters; the other books
+//! answer the ledger-wide questions of SPEC section 9 (is this id or order used
+//! anywhere?). Two inputs with one id decided at the same moment in two books can
+//! both pass that check: ARCHITECTURE.md, "Global uniqueness", says what is left.
+//!
+//! Exactly once: the writer holds no state of its own beyond the fold. When it is
+//! handed a book (at start or at a rebalance) it reads the book's partition of
+//! loan.events to its end and learns from the facts' sources which inputs are decided:
+//! per input partition, the highest offset that became a fact. A command whose origin is
+//! at or below that is skipped: forwarded again by an intake that crashed before it
+//! committed, or read again after a rebalance. Commands that left no fact (a duplicate
+//! answered, a dead letter) are decided again to the same answer under the same id.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ledger_core::handler::{Handler, InputKind};
+use ledger_core::{Date, Decision, Fact, Outcome};
+use ledger_kafka::rdkafka::message::OwnedMessage;
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::consumer::Consumer;
+use ledger_kafka::rdkafka::Message;
+use ledger_kafka::topics;
+use ledger_proto::{pb, IntoProto};
+use tokio::sync::watch;
+
+use crate::follower::Follower;
+use crate::group::{self, DEFAULT_BOUNDS};
+use crate::service::{await_all, decode_input, send_output};
+use crate::{input_topic, source, Context, Result, RuntimeError};
+
+/// The book writer's name (`loanctl run books`).
+pub const NAME: &str = "books";
+/// Its consumer group on ledger.commands.
+pub const GROUP: &str = "ledger-books";
+
+/// Which inputs a book has decided: input partition (topic, partition) -> the highest
+/// offset that became a fact of the book.
+#[derive(Default)]
+struct Decided(HashMap<(String, i32), i64>);
+
+impl Decided {
+    /// Notes the source of a fact of this book.
+    fn note(&mut self, source: &str) {
+        if let Some((topic, partition, offset)) = parse_origin(source) {
+            let highest = self.0.entry((topic.to_string(), partition)).or_insert(offset);
+            *highest = (*highest).max(offset);
+        }
+    }
+
+    fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.0.get(&(topic.to_string(), partition)).is_some_and(|highest| offset <= *highest)
+    }
+}
+
+/// "topic/partition/offset" -> its three parts.
+fn parse_origin(origin: &str) -> Option<(&str, i32, i64)> {
+    let (rest, offset) = origin.rsplit_once('/')?;
+    let (topic, partition) = rest.rsplit_once('/')?;
+    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
+}
+
+/// Runs the book writer until `shutdown` turns true. `deciders` are the services that
+/// decide inputs (each names its [`InputKind`]).
+pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
+    let producer = kafka.producer()?;
+    let view = Follower::new(&kafka, "ledger-books-view", ctx.config.clone(), false)?;
+    let consumer = group::join(&kafka, GROUP, topics::COMMANDS)?;
+    let mut writer = Writer { producer, deciders, view, decided: BTreeMap::new(), own: BTreeSet::new() };
+    writer.read_view().await?;
+    tracing::info!(service = NAME, "started");
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut committed_at = Instant::now();
+    while !*shutdown.borrow() {
+        let batch = tokio::select! {
+            _ = shutdown.changed() => break,
+            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+        };
+        writer.take_over(consumer.context().owned()).await?;
+        if batch.messages.is_empty() {
+            if committed_at.elapsed() >= crate::follower::HINT_REFRESH {
+                writer.read_view().await?;
+                group::commit(&consumer, topics::COMMANDS, &mut next)?;
+                committed_at = Instant::now();
+            }
+            continue;
+        }
+        writer.read_view().await?;
+        writer.decide_batch(&batch.messages).await?;
+        for message in &batch.messages {
+            next.insert(message.partition(), message.offset() + 1);
+        }
+        group::commit(&consumer, topics::COMMANDS, &mut next)?;
+        committed_at = Instant::now();
+    }
+    tracing::info!(service = NAME, "stopped");
+    Ok(())
+}
+
+struct Writer {
+    producer: FutureProducer,
+    deciders: Vec<Arc<dyn Handler>>,
+    /// The fold of loan.events: the own books as written, the others as read.
+    view: Follower,
+    /// Per book, the inputs it has decided.
+    decided: BTreeMap<i32, Decided>,
+    /// The books this writer owns now.
+    own: BTreeSet<i32>,
+}
+
+impl Writer {
+    /// Reads what is new on loan.events (the other books' facts) into the view.
+    async fn read_view(&mut self) -> Result<()> {
+        loop {
+            let applied = self.view.catch_up(10_000).await?;
+            if applied.is_empty() {
+                return Ok(());
+            }
+            for a in &applied {
+                self.decided.entry(a.partition).or_default().note(&a.source);
+            }
+        }
+    }
+
+    /// Takes the books of a new assignment: each is read to its end first (its previous
+    /// owner may have written to it up to the moment it gave it up).
+    async fn take_over(&mut self, owned: BTreeSet<i32>) -> Result<()> {
+        if owned == self.own {
+            return Ok(());
+        }
+        // Past this writer's own facts first (applied when written), then the books it
+        // gained from their previous owners, as any other book.
+        self.read_view().await?;
+        self.view.set_own(owned.intersection(&self.own).copied().collect());
+        self.read_view().await?;
+        tracing::info!(service = NAME, books = ?owned, "writing these books");
+        self.view.set_own(owned.clone());
+        self.own = owned;
+        Ok(())
+    }
+
+    /// Decides a batch of commands in order, each against its book as the decisions
+    /// before it left it; appends the facts and answers; awaits every acknowledgement.
+    async fn decide_batch(&mut self, messages: &[OwnedMessage]) -> Result<()> {
+        let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(messages.len());
+        for message in messages {
+            if self.own.contains(&message.partition()) {
+                self.decide_one(message, &mut in_flight).await?;
+            }
+        }
+        await_all(&mut in_flight).await
+    }
+
+    async fn decide_one(&mut self, message: &OwnedMessage, in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {
+        let (partition, offset) = (message.partition(), message.offset());
+        let at = || source(topics::COMMANDS, partition, offset);
+        let command = ledger_proto::decode::<pb::BookCommand>(message.payload().unwrap_or_default())
+            .map_err(|e| RuntimeError::Corrupt(format!("{}: cannot read the command: {e}", at())))?;
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let open_date = self.view.ledger().books().get(&(partition as u32)).and_then(|b| b.open);
+        match command.command {
+            None => return Err(RuntimeError::Corrupt(format!("{}: a command with nothing in it", at()))),
+            Some(pb::book_command::Command::Open(open)) => {
+                let date = parse_date(&open.date, &at)?;
+                match open_date {
+                    None => self.append(partition, &key, Fact::Opened { date }, "", in_flight)?,
+                    Some(open) if open == date => {} // sent again
+                    Some(open) => tracing::warn!(partition, %date, %open, "open ignored: the book is open already"),
+                }
+            }
+            Some(pb::book_command::Command::DayClose(close)) => {
+                let date = parse_date(&close.date, &at)?;
+                match open_date {
+                    Some(open) if open == date => self.append(partition, &key, Fact::DayClosed { date }, "", in_flight)?,
+                    Some(open) if open == date.next() => {} // closed already: sent again
+                    open => tracing::warn!(partition, %date, ?open, "day close ignored: it is not the book's open date"),
+                }
+            }
+            Some(pb::book_command::Command::Input(bytes)) => {
+                let origin = command.origin;
+                let Some((topic, input_partition, input_offset)) = parse_origin(&origin) else {
+                    return Err(RuntimeError::Corrupt(format!("{}: the command's origin {origin:?} names no input", at())));
+                };
+                if self.decided.get(&partition).is_some_and(|d| d.contains(topic, input_partition, input_offset)) {
+                    tracing::debug!(%origin, "decided before; skipped");
+                    return Ok(());
+                }
+                let Some(kind) = [InputKind::Application, InputKind::Repayment, InputKind::Collections, InputKind::MerchantUpdate]
+                    .into_iter()
+                    .find(|k| input_topic(*k) == topic)
+                else {
+                    return Err(RuntimeError::Corrupt(format!("{}: the command's origin {origin:?} is no input topic", at())));
+                };
+                let Some(decider) = self.deciders.iter().find(|d| d.decides() == Some(kind)).cloned() else {
+                    return Err(RuntimeError::Refused(format!("no service here decides {topic}")));
+                };
+                let input = decode_input(kind, &bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", at())))?;
+                match decider.decide(self.view.ledger(), partition as u32, &input) {
+                    Err(e) => {
+                        // Readable but undecidable (the ledger not open yet, a figure
+                        // the score needs missing): dead-lettered as it came.
+                        ledger_kafka::dead_letter(&self.producer, topic, input_partition, input_offset, message.key(), Some(&bytes), &e.to_string())
+                            .await?;
+                    }
+                    Ok(Decision::Duplicate) => {
+                        if let Some(notice) = decider.on_duplicate(&input) {
+                            let mut out = notice.into_proto();
+                            out.set_event_id(format!("dup:{origin}"));
+                            in_flight.push(send_output(&self.producer, &out)?);
+                        }
+                    }
+                    Ok(Decision::Fact(fact)) => self.append(partition, &key, fact, &origin, in_flight)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a decided fact to its book and queues it on the book's partition of
+    /// loan.events, keyed as the command was (the key that chose the book).
+    fn append(&mut self, partition: i32, key: &str, fact: Fact, origin: &str, in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {
+        let outcome = self.view.apply_own(partition, &fact);
+        if outcome != Outcome::Applied {
+            return Err(RuntimeError::Refused(format!("the decision {} does not fit its own book ({outcome:?}): a bug", fact.key())));
+        }
+        let event_id = match fact {
+            Fact::Opened { .. } | Fact::DayClosed { .. } => format!("{}@{partition}", fact.key()),
+            _ => fact.key(),
+        };
+        self.decided.entry(partition).or_default().note(origin);
+        let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
+        loop {
+            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topics::EVENTS).partition(partition).key(key).payload(&payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    in_flight.push(delivery);
+                    return Ok(());
+                }
+                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn parse_date(text: &str, at: &dyn Fn() -> String) -> Result<Date> {
+    Date::parse(text).map_err(|e| RuntimeError::Corrupt(format!("{}: the command's date {text:?}: {e}", at())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_splits_into_topic_partition_and_offset() {
+        assert_eq!(parse_origin("payments.repayments/3/1042"), Some(("payments.repayments", 3, 1042)));
+        assert_eq!(parse_origin(""), None);
+        assert_eq!(parse_origin("a/b/c"), None);
+    }
+
+    #[test]
+    fn a_command_at_or_below_the_highest_decided_offset_is_skipped() {
+        let mut decided = Decided::default();
+        decided.note("loan.applications/0/7");
+        decided.note("loan.applications/0/5");
+        decided.note("");
+        assert!(decided.contains("loan.applications", 0, 7));
+        assert!(decided.contains("loan.applications", 0, 2));
+        assert!(!decided.contains("loan.applications", 0, 8));
+        assert!(!decided.contains("loan.applications", 1, 0));
+    }
+}

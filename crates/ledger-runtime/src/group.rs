@@ -1,0 +1,162 @@
+//! Consumer groups: which partitions this instance owns, and batches of what arrives.
+//!
+//! Every instance of a service joins the service's consumer group, and Kafka hands
+//! each partition to one member. The group uses an eager assignor (librdkafka's
+//! `range`): at a rebalance every member gives up all of its partitions before any is
+//! handed out again, and a member resumes a partition at the group's committed
+//! offset. So what a member read but did not commit before a rebalance is read again
+//! by whoever owns the partition next, and a member drops the messages it received
+//! before a rebalance (see [`Batch`]).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ledger_kafka::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use ledger_kafka::rdkafka::message::OwnedMessage;
+use ledger_kafka::rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use ledger_kafka::KafkaConfig;
+
+use crate::{Result, RuntimeError};
+
+/// What a consumer's rebalance callbacks saw; read by the consumer's own task.
+#[derive(Default)]
+pub struct Membership {
+    /// Bumped at every revocation and assignment.
+    epoch: AtomicU64,
+    owned: Mutex<BTreeSet<i32>>,
+}
+
+impl Membership {
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The partitions assigned to this member now.
+    pub fn owned(&self) -> BTreeSet<i32> {
+        self.owned.lock().expect("membership lock").clone()
+    }
+}
+
+impl ClientContext for Membership {}
+
+impl ConsumerContext for Membership {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let gone: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?gone, "partitions revoked");
+            self.owned.lock().expect("membership lock").clear();
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let got: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?got, "partitions assigned");
+                *self.owned.lock().expect("membership lock") = got;
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+pub type GroupConsumer = StreamConsumer<Membership>;
+
+/// A member of `group` subscribed to `topic`.
+pub fn join(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
+    let mut config = kafka.consumer_config(group);
+    // Eager, so that a rebalance hands over whole partitions at the committed offset.
+    config.set("partition.assignment.strategy", "range");
+    let consumer: GroupConsumer = config.create_with_context(Membership::default())?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// Messages received together, all from partitions the member owned throughout.
+pub struct Batch {
+    pub messages: Vec<OwnedMessage>,
+    /// The membership epoch the messages belong to.
+    pub epoch: u64,
+}
+
+/// Bounds of a batch: how many messages, how long to wait for the first one, how long
+/// to keep taking what arrives after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub max: usize,
+    pub idle: Duration,
+    pub linger: Duration,
+}
+
+pub const DEFAULT_BOUNDS: Bounds = Bounds { max: 5_000, idle: Duration::from_millis(100), linger: Duration::from_millis(5) };
+
+/// Receives one batch: waits up to `bounds.idle` for a first message, then takes what
+/// arrives within `bounds.linger`, at most `bounds.max`. Messages received before a
+/// rebalance (which happens inside a receive) are dropped: the partition's next owner,
+/// perhaps this member again, reads them again from the committed offset.
+pub async fn receive(consumer: &GroupConsumer, bounds: Bounds) -> Batch {
+    let mut messages = Vec::new();
+    let mut epoch = consumer.context().epoch();
+    let started = Instant::now();
+    let mut first_at = started;
+    while messages.len() < bounds.max {
+        let wait = if messages.is_empty() {
+            bounds.idle.saturating_sub(started.elapsed())
+        } else {
+            bounds.linger.saturating_sub(first_at.elapsed())
+        };
+        if wait.is_zero() {
+            break;
+        }
+        let received = tokio::time::timeout(wait, consumer.recv()).await;
+        let now = consumer.context().epoch();
+        if now != epoch {
+            messages.clear();
+            epoch = now;
+        }
+        match received {
+            Err(_) => break,
+            Ok(Ok(message)) => {
+                if consumer.context().owned.lock().expect("membership lock").contains(&message.partition()) {
+                    if messages.is_empty() {
+                        first_at = Instant::now();
+                    }
+                    messages.push(message.detach());
+                }
+            }
+            Ok(Err(e)) => {
+                // Passing broker trouble: librdkafka reconnects by itself.
+                tracing::warn!(error = %e, "receiving");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                break;
+            }
+        }
+    }
+    Batch { messages, epoch }
+}
+
+/// Commits the next offsets of what a member handled, asynchronously. A refused commit
+/// (a rebalance under way, a broker restarting) is no error: whoever owns the
+/// partition next reads those messages again, and every reader makes that harmless.
+/// Positions of partitions the member no longer owns are forgotten first (committing
+/// them would move the new owner's position back).
+pub fn commit(consumer: &GroupConsumer, topic: &str, next: &mut std::collections::BTreeMap<i32, i64>) -> Result<()> {
+    let owned = consumer.context().owned();
+    next.retain(|p, _| owned.contains(p));
+    if next.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in next {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).map_err(RuntimeError::from)?;
+    }
+    if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::debug!(%error, "committing positions failed; they are committed again later");
+    }
+    Ok(())
+}

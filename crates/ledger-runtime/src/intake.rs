@@ -1,0 +1,110 @@
+//! The intake of a service's input topic: reads it as a member of the service's
+//! consumer group, dead-letters what cannot be read, and forwards every other input,
+//! byte for byte, to its book's partition of ledger.commands. The book comes from the
+//! handler ([`Handler::book_key`]): the borrower named, or for an input keyed by loan
+//! id, the loan's borrower in the loan index. An input that arrived on another
+//! partition than its book's (a producer with another partitioner) is routed like any
+//! other: the partition it came on decides nothing.
+//!
+//! Batches: what arrived is read together (bounded), the loan index caught up once,
+//! everything forwarded, the acknowledgements awaited once, the positions committed.
+//! A crash before the commit forwards the batch again; the book writer knows each
+//! command by its origin and decides it once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger_core::handler::{Handler, NoLoans};
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::Message;
+use ledger_kafka::{partition_for_key, topics, OffsetProbe};
+use ledger_proto::pb;
+use tokio::sync::watch;
+
+use crate::group::{self, DEFAULT_BOUNDS};
+use crate::loans::LoanIndex;
+use crate::service::{await_all, decode_input};
+use crate::{input_group, input_topic, source, Context, Result, RuntimeError};
+
+/// Runs the intake of `handler`'s input topic until `shutdown` turns true.
+pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let name = handler.name();
+    let Some(kind) = handler.decides() else {
+        return Err(RuntimeError::Refused(format!("{name} decides no input: it has no intake")));
+    };
+    let topic = input_topic(kind);
+    let kafka = ctx.kafka.with_client_id(format!("{}-{name}-intake", ctx.kafka.client_id));
+    let producer = kafka.producer()?;
+    let books = i32::try_from(OffsetProbe::new(&kafka)?.topic_partitions(topics::COMMANDS)?.len())
+        .map_err(|_| RuntimeError::Refused("too many partitions".into()))?;
+    if books == 0 {
+        return Err(RuntimeError::Refused(format!("{} has no partitions: run `loanctl topics create`", topics::COMMANDS)));
+    }
+    let mut loans = if handler.routes_by_loan() { Some(LoanIndex::new(&kafka)?) } else { None };
+    let consumer = group::join(&kafka, &input_group(name), topic)?;
+    tracing::info!(service = name, topic, "intake started");
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut committed_at = Instant::now();
+    while !*shutdown.borrow() {
+        let batch = tokio::select! {
+            _ = shutdown.changed() => break,
+            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+        };
+        if batch.messages.is_empty() {
+            // Commit again now and then: an asynchronous commit refused during a
+            // broker restart is not retried, and `feed` waits on these positions.
+            if committed_at.elapsed() >= crate::follower::HINT_REFRESH {
+                group::commit(&consumer, topic, &mut next)?;
+                committed_at = Instant::now();
+            }
+            continue;
+        }
+        if let Some(loans) = loans.as_mut() {
+            // A payment for a loan disbursed a moment ago finds it.
+            loans.catch_up().await?;
+        }
+        let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(batch.messages.len());
+        for message in &batch.messages {
+            let (partition, offset) = (message.partition(), message.offset());
+            let payload = message.payload().unwrap_or_default();
+            match decode_input(kind, payload) {
+                Err(reason) => {
+                    ledger_kafka::dead_letter(&producer, topic, partition, offset, message.key(), message.payload(), &reason).await?;
+                }
+                Ok(input) => {
+                    let key = match loans.as_ref() {
+                        Some(loans) => handler.book_key(&input, loans),
+                        None => handler.book_key(&input, &NoLoans),
+                    };
+                    let command = pb::BookCommand {
+                        origin: source(topic, partition, offset),
+                        command: Some(pb::book_command::Command::Input(payload.to_vec())),
+                    };
+                    in_flight.push(send_command(&producer, &key, partition_for_key(key.as_bytes(), books), &ledger_proto::encode(&command))?);
+                }
+            }
+            next.insert(partition, offset + 1);
+        }
+        await_all(&mut in_flight).await?;
+        group::commit(&consumer, topic, &mut next)?;
+        committed_at = Instant::now();
+        tracing::debug!(service = name, inputs = batch.messages.len(), "forwarded");
+    }
+    tracing::info!(service = name, "intake stopped");
+    Ok(())
+}
+
+/// Queues one command for book `partition`; waits while the producer's queue is full.
+pub fn send_command(producer: &FutureProducer, key: &str, partition: i32, payload: &[u8]) -> Result<DeliveryFuture> {
+    loop {
+        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topics::COMMANDS).partition(partition).key(key).payload(payload);
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
