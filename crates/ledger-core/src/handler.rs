@@ -5,7 +5,7 @@
 //! offsets with its state.
 
 use crate::input::Input;
-use crate::ledger::{Decision, InputError, Ledger};
+use crate::ledger::{Decision, InputError, Ledger, Seen};
 use crate::state::{Accrual, Derived, LoanRecalled, OverdueNotice, PaymentRecord, RiskWarning};
 use crate::Date;
 
@@ -49,7 +49,9 @@ pub enum Notice {
     LoanRecalled(LoanRecalled),
     /// loan.receipts: how a payment was applied, or why it was refused.
     Receipt(PaymentRecord),
-    /// loan.receipts: a payment id seen before; nothing changed.
+    /// loan.receipts: a payment id seen before with the same content; nothing changed.
+    /// (One seen with other content is answered with a REJECTED [`Notice::Receipt`],
+    /// reason ID_CONFLICT.)
     DuplicatePayment { payment_id: String, loan_id: String },
 }
 
@@ -68,8 +70,10 @@ pub trait Handler: Send + Sync + 'static {
         view.decide(input)
     }
 
-    /// What it answers when an input turns out to be a duplicate (a re-sent id).
-    fn on_duplicate(&self, _input: &Input) -> Option<Notice> {
+    /// What it answers when an input's id was seen before (the decision was
+    /// [`Decision::Seen`]): `seen` says whether it is a re-sent copy of the first input
+    /// with that id (DUPLICATE) or other content under the same id (ID_CONFLICT).
+    fn on_duplicate(&self, _input: &Input, _seen: Seen) -> Option<Notice> {
         None
     }
 

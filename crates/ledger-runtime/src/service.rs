@@ -133,11 +133,12 @@ impl Service<'_> {
                 tracing::debug!(service = self.handler.name(), %from, "caught up");
                 match self.handler.decide(self.follower.ledger(), &input) {
                     Err(e) => ledger_kafka::dead_letter_message(&self.producer, message, &e.to_string()).await?,
-                    Ok(Decision::Duplicate) => {
+                    Ok(Decision::Seen(seen)) => {
                         // Our own earlier attempt (crashed before its position was
-                        // stored) is silent; a re-sent input gets its notice.
+                        // stored) is silent; a re-sent input, or another input with
+                        // the same id (ID_CONFLICT), gets its notice.
                         if self.follower.source_of(&input.key()) != Some(from.as_str()) {
-                            if let Some(notice) = self.handler.on_duplicate(&input) {
+                            if let Some(notice) = self.handler.on_duplicate(&input, seen) {
                                 let mut out = notice.into_proto();
                                 out.set_event_id(format!("dup:{from}"));
                                 send_output(&self.producer, &out)?.await.map_err(|_| cancelled())?.map_err(|(e, _)| e)?;
