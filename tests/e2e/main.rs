@@ -85,7 +85,7 @@ fn feed_and_compare(broker: &Broker, up: &Up, file: &Path, work: &Path) {
 
 #[test]
 fn golden_scenarios_through_the_broker_equal_simulate_and_replay() {
-    for name in ["spec-example", "overdue-cure", "writeoff-recovery", "limits-and-orders", "npl-blacklist", "first-month", "rewards"] {
+    for name in ["spec-example", "overdue-cure", "writeoff-recovery", "limits-and-orders", "npl-blacklist", "first-month", "rewards", "id-reuse"] {
         // A fresh ledger for each (the topics have fixed names): a broker each.
         let broker = Broker::start();
         let dir = TempDir::new(name);
@@ -188,10 +188,14 @@ fn assert_every_notice_once(brokers: &str, file: &Path, expected: &serde_json::V
     let expected_receipts = sink.iter().filter(|d| matches!(d, ledger_core::Derived::Receipt(_))).count();
     assert_eq!(accruals.len(), expected_accruals, "accrual postings lost or doubled");
     assert_eq!(overdue.len(), expected_overdue, "overdue notices lost or doubled");
-    // Receipts: one per payment fact, plus one DUPLICATE receipt per re-sent payment.
+    // Receipts: one per payment fact, plus one answer per later payment with a seen id
+    // (DUPLICATE, or REJECTED with ID_CONFLICT when it says something else).
     let duplicates = receipts
         .values()
-        .filter(|p| ledger_proto::decode::<pb::RepaymentReceipt>(p).unwrap().status == pb::ReceiptStatus::Duplicate as i32)
+        .filter(|p| {
+            let receipt = ledger_proto::decode::<pb::RepaymentReceipt>(p).unwrap();
+            receipt.status == pb::ReceiptStatus::Duplicate as i32 || receipt.reason == Some(pb::Reason::IdConflict as i32)
+        })
         .count();
     assert_eq!(receipts.len() - duplicates, expected_receipts, "receipts lost or doubled");
     // A DUPLICATE receipt only for a payment id the file really re-sends: a restart's

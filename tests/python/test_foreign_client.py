@@ -658,13 +658,19 @@ class TestForeignClients:
             if event.source:
                 assert event.source not in by_source, f"two facts from {event.source}"
                 by_source[event.source] = record
-        # A re-sent input (an id seen before) is answered (a DUPLICATE receipt) but
-        # appends no fact: it changes nothing, so a replay has nothing to rebuild.
+        # A re-sent input (an id seen before) changes nothing. A re-sent payment is
+        # answered (a DUPLICATE receipt), so it is recorded as a payment_seen fact, from
+        # which the receipt is derived after the first payment's; any other re-sent
+        # input appends no fact.
         seen, firsts = set(), []
         for sent in story.sent:
             source = f"{sent['topic']}/{sent['partition']}/{sent['offset']}"
             input_id = input_key(sent["message"])
-            if input_id in seen:
+            if input_id in seen and sent["topic"] == REPAYMENTS:
+                assert source in by_source, f"no payment_seen fact from the re-sent {source}"
+                assert by_source[source].value.WhichOneof("fact") == "payment_seen", by_source[source].value
+                firsts.append(source)
+            elif input_id in seen:
                 assert source not in by_source, f"a fact from the re-sent {source} ({sent['message']})"
             else:
                 assert source in by_source, f"no fact from {source} ({sent['message']})"

@@ -258,26 +258,26 @@ impl Ledger {
         let mut applications: Vec<ApplicationView> = books
             .values()
             .flat_map(|b| b.applications().values())
-            .map(application_view)
+            .map(|r| application_view(&r.record))
             .collect();
         applications.sort_by(|a, b| a.application_id.cmp(&b.application_id));
 
         let mut payments: Vec<PaymentView> = books
             .values()
             .flat_map(|b| b.payments().values())
-            .map(payment_view)
+            .map(|r| payment_view(&r.record))
             .collect();
         payments.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
 
         let mut collections_actions: Vec<ActionView> = books
             .values()
             .flat_map(|b| b.actions().values())
-            .map(action_view)
+            .map(|r| action_view(&r.record))
             .collect();
         collections_actions.sort_by(|a, b| a.action_id.cmp(&b.action_id));
 
         let mut merchant_updates: Vec<UpdateView> =
-            books.values().flat_map(|b| b.updates().values()).map(update_view).collect();
+            books.values().flat_map(|b| b.updates().values()).map(|r| update_view(&r.record)).collect();
         merchant_updates.sort_by(|a, b| a.update_id.cmp(&b.update_id));
 
         Export {

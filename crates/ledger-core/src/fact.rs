@@ -1,11 +1,19 @@
 //! Facts: what the ledger has decided, in the order it happened. loan.events is a log of
 //! these; [`crate::Ledger::apply`] folds them into state and cannot fail. Every accepted
 //! or refused input becomes exactly one fact, so one input is one idempotency key.
+//!
+//! Every fact that decided a keyed input (an application, a repayment, a collections
+//! action, a merchant update) carries the [`Fingerprint`] of that input, so that a later
+//! input with the same id can be told apart as a DUPLICATE (the same content) or an
+//! ID_CONFLICT (other content) by any reader of the log (SPEC section 9). It is `None`
+//! only in facts written before fingerprints were kept: a re-used id of such a fact is
+//! answered as a DUPLICATE, as it was then.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::date::Date;
+use crate::fingerprint::Fingerprint;
 use crate::model::{ActionKind, Product, Reason};
 use crate::money::Money;
 
@@ -17,7 +25,13 @@ pub enum Fact {
     ApplicationDecided(ApplicationDecided),
     /// A repayment was accepted for a loan; the fold allocates it (penalty, interest,
     /// principal, overpayment) or records it as a recovery on a written-off loan.
-    RepaymentAccepted { payment_id: String, loan_id: String, borrower_id: String, amount: Money },
+    RepaymentAccepted {
+        payment_id: String,
+        loan_id: String,
+        borrower_id: String,
+        amount: Money,
+        fingerprint: Option<Fingerprint>,
+    },
     /// A repayment was refused (UNKNOWN_LOAN or INVALID_AMOUNT).
     /// `borrower_id` is set when the loan is known (the refusal then sits on the
     /// borrower's partition).
@@ -27,13 +41,14 @@ pub enum Fact {
         borrower_id: Option<String>,
         amount_text: String,
         reason: Reason,
+        fingerprint: Option<Fingerprint>,
     },
     /// The business date `date` closed: interest, penalty, DPD, buckets and automatic
     /// blacklisting are computed for every loan of the partition. Appended to every
     /// partition; idempotent by date.
     DayClosed { date: Date },
     /// A collections action took effect.
-    ActionApplied { action_id: String, effect: ActionEffect },
+    ActionApplied { action_id: String, effect: ActionEffect, fingerprint: Option<Fingerprint> },
     /// A collections action did not apply, for the first reason that held.
     /// `target_id` is the borrower or loan the action named; `borrower_id` is set when
     /// the borrower is known.
@@ -43,6 +58,7 @@ pub enum Fact {
         target_id: String,
         borrower_id: Option<String>,
         reason: Reason,
+        fingerprint: Option<Fingerprint>,
     },
     /// A merchant update was accepted (SPEC section 12): the borrower's score and credit
     /// line become these. The fold derives the warning and the recall at the fact's
@@ -50,7 +66,12 @@ pub enum Fact {
     /// recalls the same loans to the same date.
     MerchantUpdateApplied(UpdateApplied),
     /// A merchant update was refused (UNKNOWN_BORROWER): nothing else changes.
-    MerchantUpdateRefused { update_id: String, borrower_id: String, reason: Reason },
+    MerchantUpdateRefused { update_id: String, borrower_id: String, reason: Reason, fingerprint: Option<Fingerprint> },
+    /// A repayment whose payment id was seen before (SPEC sections 5 and 9): it changes
+    /// nothing, but its answer on loan.receipts (DUPLICATE, or REJECTED with
+    /// ID_CONFLICT) is derived here, at its place among the book's facts, so that it
+    /// follows the first payment's receipt. `loan_id` is the loan this message named.
+    PaymentSeen { payment_id: String, loan_id: String, seen: crate::ledger::Seen },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +82,8 @@ pub struct UpdateApplied {
     pub score: Decimal,
     /// The borrower's credit line recomputed from the update's figures.
     pub credit_line: Money,
+    /// The fingerprint of the merchant update decided.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +109,8 @@ pub struct ApplicationDecided {
     pub reasons: Vec<Reason>,
     /// Present exactly when approved: the loan disbursed at once.
     pub disbursement: Option<Disbursement>,
+    /// The fingerprint of the application decided.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +140,23 @@ impl Fact {
             }
             Fact::MerchantUpdateApplied(u) => format!("update:{}", u.update_id),
             Fact::MerchantUpdateRefused { update_id, .. } => format!("update:{update_id}"),
+            // Not an idempotency key of its own: each re-sent payment is one such fact.
+            Fact::PaymentSeen { payment_id, .. } => format!("seen:payment:{payment_id}"),
+        }
+    }
+
+    /// The fingerprint of the input this fact decided; `None` for Opened and DayClosed
+    /// (which decide no keyed input) and for facts written before fingerprints.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        match self {
+            Fact::Opened { .. } | Fact::DayClosed { .. } | Fact::PaymentSeen { .. } => None,
+            Fact::ApplicationDecided(a) => a.fingerprint,
+            Fact::MerchantUpdateApplied(u) => u.fingerprint,
+            Fact::RepaymentAccepted { fingerprint, .. }
+            | Fact::RepaymentRefused { fingerprint, .. }
+            | Fact::ActionApplied { fingerprint, .. }
+            | Fact::ActionRefused { fingerprint, .. }
+            | Fact::MerchantUpdateRefused { fingerprint, .. } => *fingerprint,
         }
     }
 
@@ -134,6 +176,7 @@ impl Fact {
             Fact::ActionRefused { target_id, borrower_id, .. } => Some(borrower_id.as_deref().unwrap_or(target_id)),
             Fact::MerchantUpdateApplied(u) => Some(&u.borrower_id),
             Fact::MerchantUpdateRefused { borrower_id, .. } => Some(borrower_id),
+            Fact::PaymentSeen { loan_id, .. } => Some(loan_id),
         }
     }
 }

@@ -5,8 +5,9 @@
 //! calls the handler's `decide` against the book, and its publisher folds loan.events
 //! and produces the notices.
 
+use crate::fact::Fact;
 use crate::input::Input;
-use crate::ledger::{Decision, InputError, Ledger};
+use crate::ledger::{Decision, InputError, Ledger, Seen};
 use crate::state::{Accrual, Derived, LoanRecalled, OverdueNotice, PaymentRecord, RiskWarning};
 use crate::Date;
 
@@ -50,7 +51,9 @@ pub enum Notice {
     LoanRecalled(LoanRecalled),
     /// loan.receipts: how a payment was applied, or why it was refused.
     Receipt(PaymentRecord),
-    /// loan.receipts: a payment id seen before; nothing changed.
+    /// loan.receipts: a payment id seen before with the same content; nothing changed.
+    /// (One seen with other content is answered with a REJECTED [`Notice::Receipt`],
+    /// reason ID_CONFLICT.)
     DuplicatePayment { payment_id: String, loan_id: String },
 }
 
@@ -116,8 +119,13 @@ pub trait Handler: Send + Sync + 'static {
         view.decide_in_book(book, input)
     }
 
-    /// What it answers when an input turns out to be a duplicate (a re-sent id).
-    fn on_duplicate(&self, _input: &Input) -> Option<Notice> {
+    /// The fact that records the answer to an input whose id was seen before (the
+    /// decision was [`Decision::Seen`]), for an input kind that has an answer: `seen`
+    /// says whether it is a re-sent copy of the first input with that id (DUPLICATE) or
+    /// other content under the same id (ID_CONFLICT). The fact changes no state; the
+    /// answer is derived from it at its place in the book, like every other notice.
+    /// `None` (the default): nothing is recorded and nothing answered.
+    fn answer_seen(&self, _input: &Input, _seen: Seen) -> Option<Fact> {
         None
     }
 

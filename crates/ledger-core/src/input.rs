@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::date::Date;
+use crate::fingerprint::Fingerprint;
 use crate::model::{ActionKind, Product};
 use crate::scoring::Merchant;
 
@@ -82,6 +83,11 @@ pub struct MerchantUpdate {
 }
 
 impl Input {
+    /// The fingerprint of its content (see [`crate::fingerprint`]).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self)
+    }
+
     /// The idempotency key of the input, if it has one of its own.
     pub fn key(&self) -> String {
         match self {

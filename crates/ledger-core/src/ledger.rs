@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Disbursement, Fact, UpdateApplied};
+use crate::fingerprint::Fingerprint;
 use crate::id::Id;
 use crate::input::{Application, CollectionsAction, Input, MerchantUpdate, Repayment};
 use crate::model::{ActionKind, LoanStatus, Product, Reason};
@@ -31,12 +32,29 @@ pub enum InputError {
 }
 
 /// What deciding an input produced.
+// A decision lives for one input and is moved once, into `apply`: boxing its fact to
+// shrink the rare `Seen` would cost an allocation per input for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The one fact this input becomes (accepted or refused).
     Fact(Fact),
-    /// The input's idempotency key was seen before: it changes nothing.
+    /// The input's idempotency key was seen before, on any book: it changes nothing and
+    /// becomes no fact, whatever it says. [`Seen`] says how it compares with the first
+    /// input with that key, which is what its answer says (SPEC section 9).
+    Seen(Seen),
+}
+
+/// How a later input with an id the ledger has seen compares with the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Seen {
+    /// The same content (the same [`Fingerprint`]): a re-sent input, answered DUPLICATE.
+    /// Also the verdict when the first input's fact predates fingerprints, since
+    /// nothing then says they differ.
     Duplicate,
+    /// Other content under the same id, answered ID_CONFLICT: the sender re-used an id
+    /// it had already used for something else. The first input still counts.
+    IdConflict,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +105,16 @@ impl Ledger {
         self.books.values().any(|b| b.has_key(&key))
     }
 
+    /// Whether `key` was seen on any book (keys are global: SPEC section 9), and if so
+    /// how an input with `fingerprint` compares with the first input with that key.
+    pub fn seen_as(&self, key: FactKey<'_>, fingerprint: Fingerprint) -> Option<Seen> {
+        let first = self.books.values().find_map(|b| b.first_input(&key))?;
+        Some(match first {
+            Some(first) if first != fingerprint => Seen::IdConflict,
+            _ => Seen::Duplicate,
+        })
+    }
+
     /// Decides an input against the current state: the one fact it becomes, or that it
     /// is a duplicate. Never changes state; apply the fact to do that. The date is the
     /// ledger's business date (in process, every book closes together).
@@ -114,18 +142,20 @@ impl Ledger {
                 }
                 Ok(Decision::Fact(Fact::DayClosed { date: *date }))
             }
-            Input::Application(a) => self.decide_application(a, today.ok_or(InputError::NotOpen)?),
+            Input::Application(a) => {
+                self.decide_application(a, Fingerprint::of(input), today.ok_or(InputError::NotOpen)?)
+            }
             Input::Repayment(r) => {
                 today.ok_or(InputError::NotOpen)?;
-                Ok(self.decide_repayment(r))
+                Ok(self.decide_repayment(r, Fingerprint::of(input)))
             }
             Input::Collections(c) => {
                 today.ok_or(InputError::NotOpen)?;
-                self.decide_action(c)
+                self.decide_action(c, Fingerprint::of(input))
             }
             Input::MerchantUpdate(u) => {
                 today.ok_or(InputError::NotOpen)?;
-                self.decide_update(u)
+                self.decide_update(u, Fingerprint::of(input))
             }
         }
     }
@@ -146,16 +176,17 @@ impl Ledger {
 
     /// SPEC section 12: figures first (an update that cannot be scored is invalid,
     /// whatever its id or borrower), then the id, then the borrower.
-    fn decide_update(&self, u: &MerchantUpdate) -> Result<Decision, InputError> {
+    fn decide_update(&self, u: &MerchantUpdate, fingerprint: Fingerprint) -> Result<Decision, InputError> {
         let (score, credit_line) = self.score_of(&u.merchant)?;
-        if self.seen(FactKey::Update(&u.update_id)) {
-            return Ok(Decision::Duplicate);
+        if let Some(seen) = self.seen_as(FactKey::Update(&u.update_id), fingerprint) {
+            return Ok(Decision::Seen(seen));
         }
         if self.borrower(&u.borrower_id).is_none() {
             return Ok(Decision::Fact(Fact::MerchantUpdateRefused {
                 update_id: u.update_id.clone(),
                 borrower_id: u.borrower_id.clone(),
                 reason: Reason::UnknownBorrower,
+                fingerprint: Some(fingerprint),
             }));
         }
         Ok(Decision::Fact(Fact::MerchantUpdateApplied(UpdateApplied {
@@ -163,12 +194,13 @@ impl Ledger {
             borrower_id: u.borrower_id.clone(),
             score: score.to_decimal(),
             credit_line,
+            fingerprint: Some(fingerprint),
         })))
     }
 
-    fn decide_application(&self, a: &Application, today: Date) -> Result<Decision, InputError> {
-        if self.seen(FactKey::Application(&a.application_id)) {
-            return Ok(Decision::Duplicate);
+    fn decide_application(&self, a: &Application, fingerprint: Fingerprint, today: Date) -> Result<Decision, InputError> {
+        if let Some(seen) = self.seen_as(FactKey::Application(&a.application_id), fingerprint) {
+            return Ok(Decision::Seen(seen));
         }
         let config = &self.config;
         let (score, line) = self.score_of(&a.merchant)?;
@@ -259,12 +291,13 @@ impl Ledger {
             credit_line: line,
             reasons,
             disbursement,
+            fingerprint: Some(fingerprint),
         })))
     }
 
-    fn decide_repayment(&self, r: &Repayment) -> Decision {
-        if self.seen(FactKey::Payment(&r.payment_id)) {
-            return Decision::Duplicate;
+    fn decide_repayment(&self, r: &Repayment, fingerprint: Fingerprint) -> Decision {
+        if let Some(seen) = self.seen_as(FactKey::Payment(&r.payment_id), fingerprint) {
+            return Decision::Seen(seen);
         }
         let refuse = |reason, borrower_id: Option<&str>| {
             Decision::Fact(Fact::RepaymentRefused {
@@ -273,6 +306,7 @@ impl Ledger {
                 borrower_id: borrower_id.map(str::to_string),
                 amount_text: r.amount.text.clone(),
                 reason,
+                fingerprint: Some(fingerprint),
             })
         };
         let Some((_, loan)) = self.loan(&r.loan_id) else {
@@ -285,13 +319,14 @@ impl Ledger {
                 loan_id: r.loan_id.clone(),
                 borrower_id: loan.borrower_id.clone(),
                 amount,
+                fingerprint: Some(fingerprint),
             }),
         }
     }
 
-    fn decide_action(&self, c: &CollectionsAction) -> Result<Decision, InputError> {
-        if self.seen(FactKey::Action(&c.action_id)) {
-            return Ok(Decision::Duplicate);
+    fn decide_action(&self, c: &CollectionsAction, fingerprint: Fingerprint) -> Result<Decision, InputError> {
+        if let Some(seen) = self.seen_as(FactKey::Action(&c.action_id), fingerprint) {
+            return Ok(Decision::Seen(seen));
         }
         let refuse = |target: &str, borrower_id: Option<&str>, reason| {
             Ok(Decision::Fact(Fact::ActionRefused {
@@ -300,9 +335,12 @@ impl Ledger {
                 target_id: target.to_string(),
                 borrower_id: borrower_id.map(str::to_string),
                 reason,
+                fingerprint: Some(fingerprint),
             }))
         };
-        let applied = |effect| Ok(Decision::Fact(Fact::ActionApplied { action_id: c.action_id.clone(), effect }));
+        let applied = |effect| {
+            Ok(Decision::Fact(Fact::ActionApplied { action_id: c.action_id.clone(), effect, fingerprint: Some(fingerprint) }))
+        };
         match c.action {
             ActionKind::MarkMalicious | ActionKind::Reinstate => {
                 // An action that names no borrower names no known one.

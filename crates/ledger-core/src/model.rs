@@ -102,10 +102,13 @@ pub enum Reason {
     Malicious,
     StillOverdue,
     NotOverdue,
+    // Any keyed input (SPEC 9): its id was seen with other content. Never a fact's
+    // reason (such an input becomes no fact); only an answer's, on loan.receipts.
+    IdConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::ScoreTooLow,
         Reason::Blacklisted,
         Reason::HasOverdue,
@@ -122,6 +125,7 @@ impl Reason {
         Reason::Malicious,
         Reason::StillOverdue,
         Reason::NotOverdue,
+        Reason::IdConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +146,7 @@ impl Reason {
             Reason::Malicious => "MALICIOUS",
             Reason::StillOverdue => "STILL_OVERDUE",
             Reason::NotOverdue => "NOT_OVERDUE",
+            Reason::IdConflict => "ID_CONFLICT",
         }
     }
 

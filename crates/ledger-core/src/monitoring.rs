@@ -14,10 +14,11 @@ use rust_decimal::Decimal;
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::UpdateApplied;
+use crate::fingerprint::Fingerprint;
 use crate::id::Id;
 use crate::model::{LoanStatus, Reason};
 use crate::money::{round_half_up, Money};
-use crate::state::{Book, Borrower, Derived, Loan, Outcome, Sink};
+use crate::state::{Book, Borrower, Derived, Loan, Outcome, Recorded, Sink};
 
 /// How one merchant update ended (the export's `merchant_updates`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,13 +99,14 @@ impl Book {
         borrower.score = u.score;
         borrower.credit_line = u.credit_line;
         let loan_ids = borrower.loans.clone();
-        slot.insert(UpdateRecord {
+        let record = UpdateRecord {
             update_id: u.update_id.clone(),
             borrower_id: u.borrower_id.clone(),
             applied: true,
             score: Some(u.score),
             reason: None,
-        });
+        };
+        slot.insert(Recorded::new(record, u.fingerprint));
         let recalls = if u.score < config.monitoring.recall_score_below {
             self.recall(&loan_ids, today.add_days(config.monitoring.recall_days))
         } else {
@@ -165,17 +167,24 @@ impl Book {
         ids.iter().filter_map(move |id| self.loan(id))
     }
 
-    pub(crate) fn apply_update_refused(&mut self, update_id: &str, borrower_id: &str, reason: Reason) -> Outcome {
+    pub(crate) fn apply_update_refused(
+        &mut self,
+        update_id: &str,
+        borrower_id: &str,
+        reason: Reason,
+        fingerprint: Option<Fingerprint>,
+    ) -> Outcome {
         let btree_map::Entry::Vacant(slot) = self.updates.entry(Id::new(update_id)) else {
             return Outcome::Duplicate;
         };
-        slot.insert(UpdateRecord {
+        let record = UpdateRecord {
             update_id: update_id.to_string(),
             borrower_id: borrower_id.to_string(),
             applied: false,
             score: None,
             reason: Some(reason),
-        });
+        };
+        slot.insert(Recorded::new(record, fingerprint));
         Outcome::Applied
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
-use crate::ledger::{Decision, InputError, Ledger};
+use crate::ledger::{Decision, InputError, Ledger, Seen};
 use crate::model::{ActionKind, Product};
 use crate::scoring::{Merchant, MerchantKind};
 use crate::state::{Outcome, Sink};
@@ -186,7 +186,10 @@ fn merchant(obj: &Map<String, Value>) -> Result<Merchant, String> {
 pub struct RunStats {
     pub inputs: u64,
     pub facts: u64,
+    /// Inputs with a seen id and the same content as the first (DUPLICATE).
     pub duplicates: u64,
+    /// Inputs with a seen id and other content (ID_CONFLICT).
+    pub id_conflicts: u64,
 }
 
 /// Runs a scenario through the fold in process: each line is decided against the state
@@ -199,7 +202,8 @@ pub fn run(text: &str, config: Arc<ProductConfig>, sink: &mut impl Sink) -> Resu
         let Some(input) = parse_line(line).map_err(fail)? else { continue };
         stats.inputs += 1;
         match ledger.decide(&input).map_err(|e: InputError| fail(e.to_string()))? {
-            Decision::Duplicate => stats.duplicates += 1,
+            Decision::Seen(Seen::Duplicate) => stats.duplicates += 1,
+            Decision::Seen(Seen::IdConflict) => stats.id_conflicts += 1,
             Decision::Fact(fact) => match ledger.apply(0, &fact, sink) {
                 Outcome::Applied => stats.facts += 1,
                 Outcome::Duplicate => stats.duplicates += 1,

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use crate::config::ProductConfig;
 use crate::date::Date;
 use crate::fact::{ActionEffect, ApplicationDecided, Fact};
+use crate::fingerprint::Fingerprint;
 pub use crate::monitoring::{LoanExposure, LoanRecalled, RiskWarning, UpdateRecord};
 use crate::id::Id;
 use crate::model::{Bucket, LoanStatus, Product, Reason};
@@ -148,6 +149,41 @@ pub struct ActionRecord {
     pub reason: Option<Reason>,
 }
 
+/// The record of an id together with the fingerprint of the first input with that id,
+/// the one that counts (SPEC section 9): what [`crate::Ledger::decide`] compares a later
+/// input with the same id against (DUPLICATE or ID_CONFLICT). It is kept beside the
+/// record rather than in it, so that the record stays what the export and the receipts
+/// show; it costs eight bytes per id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded<R> {
+    pub record: R,
+    /// `None` when the fact was written before facts carried fingerprints.
+    pub first_input: Option<Fingerprint>,
+}
+
+impl<R> Recorded<R> {
+    pub(crate) fn new(record: R, first_input: Option<Fingerprint>) -> Recorded<R> {
+        Recorded { record, first_input }
+    }
+}
+
+impl PaymentRecord {
+    /// A refused payment: nothing received, nothing allocated, and why.
+    pub fn refused(payment_id: &str, loan_id: &str, reason: Reason) -> PaymentRecord {
+        PaymentRecord {
+            payment_id: payment_id.to_string(),
+            loan_id: loan_id.to_string(),
+            status: PaymentStatus::Rejected,
+            amount: Money::ZERO,
+            penalty: Money::ZERO,
+            interest: Money::ZERO,
+            principal: Money::ZERO,
+            overpayment: Money::ZERO,
+            reason: Some(reason),
+        }
+    }
+}
+
 /// What applying a fact did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -174,11 +210,11 @@ pub struct Book {
     pub(crate) loans: Vec<Loan>,
     pub(crate) loan_index: HashMap<Id, usize>,
     pub(crate) borrowers: HashMap<Id, Borrower>,
-    pub(crate) applications: BTreeMap<Id, ApplicationRecord>,
-    pub(crate) payments: BTreeMap<Id, PaymentRecord>,
-    pub(crate) actions: BTreeMap<Id, ActionRecord>,
+    pub(crate) applications: BTreeMap<Id, Recorded<ApplicationRecord>>,
+    pub(crate) payments: BTreeMap<Id, Recorded<PaymentRecord>>,
+    pub(crate) actions: BTreeMap<Id, Recorded<ActionRecord>>,
     pub(crate) financed_orders: BTreeSet<Id>,
-    pub(crate) updates: BTreeMap<Id, UpdateRecord>,
+    pub(crate) updates: BTreeMap<Id, Recorded<UpdateRecord>>,
     /// Derived income figures by business date: (interest, penalty) charged at its close.
     pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
 }
@@ -202,6 +238,8 @@ pub enum Derived {
     RiskWarning(RiskWarning),
     /// A merchant update called a loan early.
     LoanRecalled(LoanRecalled),
+    /// A repayment whose payment id was seen before: answered DUPLICATE or ID_CONFLICT.
+    PaymentSeen { payment_id: String, loan_id: String, seen: crate::ledger::Seen },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,15 +347,15 @@ impl Book {
         &self.borrowers
     }
 
-    pub fn applications(&self) -> &BTreeMap<Id, ApplicationRecord> {
+    pub fn applications(&self) -> &BTreeMap<Id, Recorded<ApplicationRecord>> {
         &self.applications
     }
 
-    pub fn payments(&self) -> &BTreeMap<Id, PaymentRecord> {
+    pub fn payments(&self) -> &BTreeMap<Id, Recorded<PaymentRecord>> {
         &self.payments
     }
 
-    pub fn actions(&self) -> &BTreeMap<Id, ActionRecord> {
+    pub fn actions(&self) -> &BTreeMap<Id, Recorded<ActionRecord>> {
         &self.actions
     }
 
@@ -325,7 +363,7 @@ impl Book {
         &self.financed_orders
     }
 
-    pub fn updates(&self) -> &BTreeMap<Id, UpdateRecord> {
+    pub fn updates(&self) -> &BTreeMap<Id, Recorded<UpdateRecord>> {
         &self.updates
     }
 
@@ -334,11 +372,17 @@ impl Book {
     }
 
     pub fn has_key(&self, key: &FactKey<'_>) -> bool {
+        self.first_input(key).is_some()
+    }
+
+    /// `None` when this book has not seen the id; else the fingerprint of the first
+    /// input with it (itself `None` when its fact predates fingerprints).
+    pub fn first_input(&self, key: &FactKey<'_>) -> Option<Option<Fingerprint>> {
         match key {
-            FactKey::Application(id) => self.applications.contains_key(&Id::new(id)),
-            FactKey::Payment(id) => self.payments.contains_key(&Id::new(id)),
-            FactKey::Action(id) => self.actions.contains_key(&Id::new(id)),
-            FactKey::Update(id) => self.updates.contains_key(&Id::new(id)),
+            FactKey::Application(id) => self.applications.get(&Id::new(id)).map(|r| r.first_input),
+            FactKey::Payment(id) => self.payments.get(&Id::new(id)).map(|r| r.first_input),
+            FactKey::Action(id) => self.actions.get(&Id::new(id)).map(|r| r.first_input),
+            FactKey::Update(id) => self.updates.get(&Id::new(id)).map(|r| r.first_input),
         }
     }
 
@@ -353,42 +397,39 @@ impl Book {
                 Outcome::Applied
             }
             Fact::ApplicationDecided(decided) => self.apply_application(config, decided, sink),
-            Fact::RepaymentAccepted { payment_id, loan_id, amount, .. } => {
-                self.apply_repayment(payment_id, loan_id, *amount, sink)
+            Fact::RepaymentAccepted { payment_id, loan_id, amount, fingerprint, .. } => {
+                self.apply_repayment(payment_id, loan_id, *amount, *fingerprint, sink)
             }
-            Fact::RepaymentRefused { payment_id, loan_id, reason, .. } => {
+            Fact::RepaymentRefused { payment_id, loan_id, reason, fingerprint, .. } => {
                 let btree_map::Entry::Vacant(slot) = self.payments.entry(Id::new(payment_id)) else {
                     return Outcome::Duplicate;
                 };
-                let record = PaymentRecord {
-                    payment_id: payment_id.clone(),
-                    loan_id: loan_id.clone(),
-                    status: PaymentStatus::Rejected,
-                    amount: Money::ZERO,
-                    penalty: Money::ZERO,
-                    interest: Money::ZERO,
-                    principal: Money::ZERO,
-                    overpayment: Money::ZERO,
-                    reason: Some(*reason),
-                };
+                let record = PaymentRecord::refused(payment_id, loan_id, *reason);
                 if sink.enabled() {
                     sink.emit(Derived::Receipt(record.clone()));
                 }
-                slot.insert(record);
+                slot.insert(Recorded::new(record, *fingerprint));
                 Outcome::Applied
             }
             Fact::DayClosed { date } => self.close_day(config, *date, sink),
-            Fact::ActionApplied { action_id, effect } => self.apply_action(action_id, effect),
-            Fact::ActionRefused { action_id, reason, .. } => {
+            Fact::ActionApplied { action_id, effect, fingerprint } => self.apply_action(action_id, effect, *fingerprint),
+            Fact::ActionRefused { action_id, reason, fingerprint, .. } => {
                 let btree_map::Entry::Vacant(slot) = self.actions.entry(Id::new(action_id)) else {
                     return Outcome::Duplicate;
                 };
-                slot.insert(ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) });
+                let record = ActionRecord { action_id: action_id.clone(), applied: false, reason: Some(*reason) };
+                slot.insert(Recorded::new(record, *fingerprint));
                 Outcome::Applied
             }
             Fact::MerchantUpdateApplied(update) => self.apply_update(config, update, sink),
-            Fact::MerchantUpdateRefused { update_id, borrower_id, reason } => {
-                self.apply_update_refused(update_id, borrower_id, *reason)
+            Fact::PaymentSeen { payment_id, loan_id, seen } => {
+                if sink.enabled() {
+                    sink.emit(Derived::PaymentSeen { payment_id: payment_id.clone(), loan_id: loan_id.clone(), seen: *seen });
+                }
+                Outcome::Applied
+            }
+            Fact::MerchantUpdateRefused { update_id, borrower_id, reason, fingerprint } => {
+                self.apply_update_refused(update_id, borrower_id, *reason, *fingerprint)
             }
         }
     }
@@ -437,13 +478,14 @@ impl Book {
                 );
             }
         }
-        application.insert(ApplicationRecord {
+        let record = ApplicationRecord {
             application_id: d.application_id.clone(),
             borrower_id: d.borrower_id.clone(),
             approved: d.disbursement.is_some(),
             score: d.score,
             reasons: d.reasons.clone(),
-        });
+        };
+        application.insert(Recorded::new(record, d.fingerprint));
         if let Some((disb, slot)) = loan_slot {
             self.financed_orders.extend(disb.order_ids.iter().map(|order| Id::new(order)));
             let loan = Loan {
@@ -487,7 +529,14 @@ impl Book {
         Outcome::Applied
     }
 
-    fn apply_repayment(&mut self, payment_id: &str, loan_id: &str, amount: Money, sink: &mut impl Sink) -> Outcome {
+    fn apply_repayment(
+        &mut self,
+        payment_id: &str,
+        loan_id: &str,
+        amount: Money,
+        fingerprint: Option<Fingerprint>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         let btree_map::Entry::Vacant(slot) = self.payments.entry(Id::new(payment_id)) else {
             return Outcome::Duplicate;
         };
@@ -568,7 +617,7 @@ impl Book {
             }
             sink.emit(Derived::Receipt(record.clone()));
         }
-        slot.insert(record);
+        slot.insert(Recorded::new(record, fingerprint));
         Outcome::Applied
     }
 
@@ -664,7 +713,7 @@ impl Book {
         Outcome::Applied
     }
 
-    fn apply_action(&mut self, action_id: &str, effect: &ActionEffect) -> Outcome {
+    fn apply_action(&mut self, action_id: &str, effect: &ActionEffect, fingerprint: Option<Fingerprint>) -> Outcome {
         if self.actions.contains_key(&Id::new(action_id)) {
             return Outcome::Duplicate;
         }
@@ -694,10 +743,8 @@ impl Book {
                 borrower.written_off = true;
             }
         }
-        self.actions.insert(
-            Id::new(action_id),
-            ActionRecord { action_id: action_id.to_string(), applied: true, reason: None },
-        );
+        let record = ActionRecord { action_id: action_id.to_string(), applied: true, reason: None };
+        self.actions.insert(Id::new(action_id), Recorded::new(record, fingerprint));
         Outcome::Applied
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ledger_core::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
-use ledger_core::{ActionKind, Date, Decision, Discard, Fact, Ledger, Money, Product, ProductConfig};
+use ledger_core::{ActionKind, Date, Decision, Discard, Fact, Fingerprint, Ledger, Money, Product, ProductConfig, Seen};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -144,7 +144,7 @@ proptest! {
             }
         }
         // Every cent received is somewhere: allocated, overpaid or recovered.
-        let received: rust_decimal::Decimal = ledger.books().values().flat_map(|b| b.payments().values()).map(|p| parse(&p.amount)).sum();
+        let received: rust_decimal::Decimal = ledger.books().values().flat_map(|b| b.payments().values()).map(|p| parse(&p.record.amount)).sum();
         let placed: rust_decimal::Decimal = e.payments.iter().map(|p| parse(&p.penalty) + parse(&p.interest) + parse(&p.principal) + parse(&p.overpayment)).sum::<rust_decimal::Decimal>()
             + e.loans.iter().map(|l| parse(&l.recovered)).sum::<rust_decimal::Decimal>();
         prop_assert_eq!(received, placed);
@@ -201,35 +201,81 @@ proptest! {
 
     #[test]
     fn resending_any_input_changes_nothing(ops in proptest::collection::vec(op(), 1..200)) {
+        // The streams re-use ids with other content too (A3 for another borrower, P5 on
+        // another loan): the first input with an id is the one a later one is judged by.
         let stream = inputs(&ops);
         let (ledger, _) = run(&stream);
-        for input in &stream {
-            if matches!(input, Input::Application(_) | Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_)) {
-                prop_assert_eq!(ledger.decide(input), Ok(Decision::Duplicate));
-            }
+        let first = first_inputs(&stream);
+        for input in stream.iter().filter(|i| keyed(i)) {
+            let expected = if first[&input.key()] == input.fingerprint() { Seen::Duplicate } else { Seen::IdConflict };
+            prop_assert_eq!(ledger.decide(input), Ok(Decision::Seen(expected)), "{:?}", input);
+        }
+    }
+
+    #[test]
+    fn replayed_facts_judge_re_used_ids_as_the_live_fold_did(ops in proptest::collection::vec(op(), 1..200), partitions in 1u32..6) {
+        // A service restarted on loan.events (its facts spread over partitions, each a
+        // book) must answer every later input exactly as the ledger that decided them.
+        let stream = inputs(&ops);
+        let (ledger, facts) = run(&stream);
+        let replay = partitioned_replay(&facts, partitions);
+        for input in stream.iter().filter(|i| keyed(i)) {
+            prop_assert_eq!(replay.decide(input), ledger.decide(input), "{:?}", input);
+            let mut changed = input.clone();
+            other_content(&mut changed);
+            prop_assert_eq!(replay.decide(&changed), Ok(Decision::Seen(Seen::IdConflict)), "{:?}", changed);
         }
     }
 
     #[test]
     fn partitioned_replay_gives_the_same_state(ops in proptest::collection::vec(op(), 1..300), partitions in 1u32..6) {
         let (ledger, facts) = run(&inputs(&ops));
-        // As loan.events would hold them: keyed facts on their key's partition, opens and
-        // day closes on every partition; each partition folded in its own order.
-        let mut replay = Ledger::new(Arc::new(ProductConfig::default()));
-        let mut logs: BTreeMap<u32, Vec<&Fact>> = BTreeMap::new();
-        for f in &facts {
-            match f.partition_key() {
-                Some(key) => logs.entry(hash(key) % partitions).or_default().push(f),
-                None => (0..partitions).for_each(|p| logs.entry(p).or_default().push(f)),
-            }
-        }
-        for (p, log) in logs.iter().rev() {
-            for f in log {
-                replay.apply(*p, f, &mut Discard);
-            }
-        }
+        let replay = partitioned_replay(&facts, partitions);
         prop_assert_eq!(replay.export(), ledger.export());
         prop_assert_eq!(replay.digest(), ledger.digest());
+    }
+}
+
+/// The facts as loan.events would hold them: keyed facts on their key's partition, opens
+/// and day closes on every partition; each partition folded in its own order.
+fn partitioned_replay(facts: &[Fact], partitions: u32) -> Ledger {
+    let mut replay = Ledger::new(Arc::new(ProductConfig::default()));
+    let mut logs: BTreeMap<u32, Vec<&Fact>> = BTreeMap::new();
+    for f in facts {
+        match f.partition_key() {
+            Some(key) => logs.entry(hash(key) % partitions).or_default().push(f),
+            None => (0..partitions).for_each(|p| logs.entry(p).or_default().push(f)),
+        }
+    }
+    for (p, log) in logs.iter().rev() {
+        for f in log {
+            replay.apply(*p, f, &mut Discard);
+        }
+    }
+    replay
+}
+
+fn keyed(input: &Input) -> bool {
+    matches!(input, Input::Application(_) | Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_))
+}
+
+/// The fingerprint of the first input with each idempotency key.
+fn first_inputs(stream: &[Input]) -> BTreeMap<String, Fingerprint> {
+    let mut first = BTreeMap::new();
+    for input in stream.iter().filter(|i| keyed(i)) {
+        first.entry(input.key()).or_insert_with(|| input.fingerprint());
+    }
+    first
+}
+
+/// Changes one field of a keyed input (not its id, nor anything that makes it unreadable).
+fn other_content(input: &mut Input) {
+    match input {
+        Input::Application(a) => a.borrower_id.push('x'),
+        Input::Repayment(r) => r.loan_id.push('x'),
+        Input::Collections(c) => c.loan_id = Some(format!("{}x", c.loan_id.as_deref().unwrap_or_default())),
+        Input::MerchantUpdate(u) => u.borrower_id.push('x'),
+        Input::Open { .. } | Input::CloseDay { .. } => unreachable!("not keyed"),
     }
 }
 

@@ -139,6 +139,7 @@ enum_map!(reason_to, reason_from, Reason, Reason, {
     Malicious = Malicious,
     StillOverdue = StillOverdue,
     NotOverdue = NotOverdue,
+    IdConflict = IdConflict,
 });
 
 /// A reason that is set (in a list, or an `optional` field that is present) must be a

@@ -95,6 +95,12 @@ impl IntoProto for Derived {
             }
             Derived::RiskWarning(w) => Some(collections(collections_notice::Notice::RiskWarning(w.into_proto()))),
             Derived::LoanRecalled(r) => Some(collections(collections_notice::Notice::LoanRecalled(r.into_proto()))),
+            Derived::PaymentSeen { payment_id, loan_id, seen } => Some(Output::Receipt(match seen {
+                ledger_core::Seen::Duplicate => duplicate_receipt(payment_id, loan_id),
+                ledger_core::Seen::IdConflict => {
+                    ledger_core::state::PaymentRecord::refused(payment_id, loan_id, ledger_core::Reason::IdConflict).into_proto()
+                }
+            })),
         }
     }
 }

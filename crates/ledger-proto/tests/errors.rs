@@ -42,7 +42,7 @@ fn action(kind: pb::ActionKind, borrower_id: Option<&str>, loan_id: Option<&str>
 }
 
 fn event(fact: loan_event::Fact) -> pb::LoanEvent {
-    pb::LoanEvent { event_id: "e1".into(), source: String::new(), fact: Some(fact) }
+    pb::LoanEvent { event_id: "e1".into(), source: String::new(), input_fingerprint: None, fact: Some(fact) }
 }
 
 fn refused(reason: i32) -> pb::LoanEvent {
@@ -227,7 +227,7 @@ fn bad_dates_are_invalid_values() {
 #[test]
 fn facts_are_read_strictly() {
     assert_eq!(
-        Fact::from_proto(pb::LoanEvent { event_id: "e1".into(), source: String::new(), fact: None }),
+        Fact::from_proto(pb::LoanEvent { event_id: "e1".into(), source: String::new(), input_fingerprint: None, fact: None }),
         Err(ProtoError::MissingField("fact"))
     );
     assert_eq!(Fact::from_proto(refused(0)), Err(ProtoError::MissingField("repayment_refused.reason")));

@@ -10,7 +10,7 @@ use ledger_core::scoring::{Merchant, MerchantKind};
 use ledger_core::state::{
     Accrual, Derived, LoanExposure, LoanRecalled, NoticeKind, OverdueNotice, PaymentRecord, PaymentStatus, RiskWarning,
 };
-use ledger_core::{Date, Fact, Input, Money};
+use ledger_core::{Date, Fact, Fingerprint, Input, Money};
 use ledger_proto::{decode, encode, from_bytes, loan_event, pb, to_bytes, FromProto, IntoProto, Output};
 use proptest::collection::vec;
 use proptest::option;
@@ -57,6 +57,12 @@ fn decimal() -> impl Strategy<Value = Decimal> {
         Just(Decimal::MAX),
         Just(Decimal::MIN),
     ]
+}
+
+/// A fact's input fingerprint: absent (a fact written before fingerprints) or any
+/// non-zero value, the edges included.
+fn fingerprint() -> impl Strategy<Value = Option<Fingerprint>> {
+    option::of(prop_oneof![Just(1_u64), Just(u64::MAX), 1_u64..].prop_map(|v| Fingerprint::from_u64(v).unwrap()))
 }
 
 fn product() -> impl Strategy<Value = Product> {
@@ -140,11 +146,8 @@ fn disbursement() -> impl Strategy<Value = Disbursement> {
 }
 
 fn update_applied() -> impl Strategy<Value = UpdateApplied> {
-    (id(), id(), decimal(), money()).prop_map(|(update_id, borrower_id, score, credit_line)| UpdateApplied {
-        update_id,
-        borrower_id,
-        score,
-        credit_line,
+    (id(), id(), decimal(), money(), fingerprint()).prop_map(|(update_id, borrower_id, score, credit_line, fingerprint)| {
+        UpdateApplied { update_id, borrower_id, score, credit_line, fingerprint }
     })
 }
 
@@ -180,8 +183,9 @@ fn loan_recalled() -> impl Strategy<Value = LoanRecalled> {
 fn application_decided(disbursed: bool) -> impl Strategy<Value = ApplicationDecided> {
     let disbursement = if disbursed { disbursement().prop_map(Some).boxed() } else { Just(None).boxed() };
     let reasons = if disbursed { Just(Vec::new()).boxed() } else { vec(reason(), 1..6).boxed() };
-    (id(), id(), product(), option::of(money()), any::<i64>(), decimal(), money(), reasons, disbursement).prop_map(
-        |(application_id, borrower_id, product, amount, term_days, score, credit_line, reasons, disbursement)| {
+    let ids = (id(), id(), product(), option::of(money()), any::<i64>());
+    (ids, decimal(), money(), reasons, disbursement, fingerprint()).prop_map(
+        |((application_id, borrower_id, product, amount, term_days), score, credit_line, reasons, disbursement, fingerprint)| {
             ApplicationDecided {
                 application_id,
                 borrower_id,
@@ -192,6 +196,7 @@ fn application_decided(disbursed: bool) -> impl Strategy<Value = ApplicationDeci
                 credit_line,
                 reasons,
                 disbursement,
+                fingerprint,
             }
         },
     )
@@ -287,7 +292,10 @@ where
 /// (`LedgerInput`), and from their bytes.
 fn input_round_trips(input: Input) -> Result<(), TestCaseError> {
     round_trips(&input, input.into_proto())?;
-    prop_assert_eq!(from_bytes::<pb::LedgerInput, Input>(&to_bytes(&input))?, input.clone());
+    let read = from_bytes::<pb::LedgerInput, Input>(&to_bytes(&input))?;
+    // What a later input with the same id is compared by: it must not move on the wire.
+    prop_assert_eq!(read.fingerprint(), input.fingerprint());
+    prop_assert_eq!(read, input.clone());
     match &input {
         Input::Open { date } => round_trips(&input, pb::Open { date: date.to_string() }),
         Input::CloseDay { date } => round_trips(&input, pb::DayClose { date: date.to_string() }),
@@ -407,8 +415,14 @@ proptest! {
     }
 
     #[test]
-    fn fact_repayment_accepted(payment_id in id(), loan_id in id(), borrower_id in id(), amount in money()) {
-        fact_round_trips(Fact::RepaymentAccepted { payment_id, loan_id, borrower_id, amount }, "e", "")?;
+    fn fact_repayment_accepted(
+        payment_id in id(),
+        loan_id in id(),
+        borrower_id in id(),
+        amount in money(),
+        fingerprint in fingerprint(),
+    ) {
+        fact_round_trips(Fact::RepaymentAccepted { payment_id, loan_id, borrower_id, amount, fingerprint }, "e", "")?;
     }
 
     #[test]
@@ -418,8 +432,9 @@ proptest! {
         borrower_id in option::of(id()),
         amount_text in text(),
         reason in reason(),
+        fingerprint in fingerprint(),
     ) {
-        let fact = Fact::RepaymentRefused { payment_id, loan_id, borrower_id, amount_text, reason };
+        let fact = Fact::RepaymentRefused { payment_id, loan_id, borrower_id, amount_text, reason, fingerprint };
         fact_round_trips(fact, "e", "payments.repayments/0/7")?;
     }
 
@@ -429,8 +444,8 @@ proptest! {
     }
 
     #[test]
-    fn fact_action_applied(action_id in id(), effect in action_effect()) {
-        fact_round_trips(Fact::ActionApplied { action_id, effect }, "e", "collections.actions/1/2")?;
+    fn fact_action_applied(action_id in id(), effect in action_effect(), fingerprint in fingerprint()) {
+        fact_round_trips(Fact::ActionApplied { action_id, effect, fingerprint }, "e", "collections.actions/1/2")?;
     }
 
     #[test]
@@ -440,8 +455,9 @@ proptest! {
         target_id in id(),
         borrower_id in option::of(id()),
         reason in reason(),
+        fingerprint in fingerprint(),
     ) {
-        let fact = Fact::ActionRefused { action_id, action, target_id, borrower_id, reason };
+        let fact = Fact::ActionRefused { action_id, action, target_id, borrower_id, reason, fingerprint };
         fact_round_trips(fact, "e", "collections.actions/0/0")?;
     }
 
@@ -451,8 +467,15 @@ proptest! {
     }
 
     #[test]
-    fn fact_merchant_update_refused(update_id in id(), borrower_id in id(), reason in reason()) {
-        fact_round_trips(Fact::MerchantUpdateRefused { update_id, borrower_id, reason }, "e", "merchant.updates/0/1")?;
+    fn fact_merchant_update_refused(update_id in id(), borrower_id in id(), reason in reason(), fingerprint in fingerprint()) {
+        let fact = Fact::MerchantUpdateRefused { update_id, borrower_id, reason, fingerprint };
+        fact_round_trips(fact, "e", "merchant.updates/0/1")?;
+    }
+
+    #[test]
+    fn fact_payment_seen(payment_id in id(), loan_id in id(), conflict in any::<bool>()) {
+        let seen = if conflict { ledger_core::Seen::IdConflict } else { ledger_core::Seen::Duplicate };
+        fact_round_trips(Fact::PaymentSeen { payment_id, loan_id, seen }, "seen:payments.repayments/0/4", "payments.repayments/0/4")?;
     }
 
     // Outputs: every published kind of derived event.
@@ -497,7 +520,7 @@ fn every_effect_and_reason_is_covered() {
         ActionEffect::WrittenOff { loan_id: "L".into(), borrower_id: "B".into() },
     ];
     for effect in effects {
-        fact_round_trips(Fact::ActionApplied { action_id: "C".into(), effect }, "e", "").unwrap();
+        fact_round_trips(Fact::ActionApplied { action_id: "C".into(), effect, fingerprint: Fingerprint::from_u64(1) }, "e", "").unwrap();
     }
     for reason in Reason::ALL {
         let refused = Fact::RepaymentRefused {
@@ -506,6 +529,7 @@ fn every_effect_and_reason_is_covered() {
             borrower_id: None,
             amount_text: "1.5".into(),
             reason,
+            fingerprint: None,
         };
         fact_round_trips(refused, "e", "").unwrap();
     }
@@ -519,6 +543,7 @@ fn every_effect_and_reason_is_covered() {
         credit_line: Money::ZERO,
         reasons: Reason::ALL.to_vec(),
         disbursement: None,
+        fingerprint: Fingerprint::from_u64(u64::MAX),
     };
     fact_round_trips(Fact::ApplicationDecided(decided), "e", "").unwrap();
 }

@@ -1,14 +1,15 @@
 //! The project's scenarios (tests/scenarios/*.jsonl) run with every input, fact and
 //! output passing through its protobuf bytes, as it does between the services: the
 //! state must be the one the plain in-process run gives, and replaying the encoded
-//! facts alone must rebuild it (SPEC section 9).
+//! facts alone must rebuild it (SPEC section 9), down to the verdict on every re-used id
+//! (DUPLICATE or ID_CONFLICT), which a restarted service reaches from the log alone.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ledger_core::scenario::{self, parse_line};
 use ledger_core::state::Derived;
-use ledger_core::{Decision, Fact, Input, Ledger, Outcome, ProductConfig};
+use ledger_core::{Decision, Fact, Input, Ledger, Outcome, ProductConfig, Seen};
 use ledger_proto::{decode, encode, from_bytes, loan_event, pb, to_bytes, FromProto, IntoProto, Output};
 
 fn scenarios() -> Vec<(String, String)> {
@@ -60,11 +61,23 @@ fn scenarios_give_the_same_state_through_protobuf() {
         let mut replay = Ledger::new(config.clone());
         let mut log: Vec<Vec<u8>> = Vec::new();
         let (mut outputs, mut published) = (0, 0);
+        // Every keyed input with the verdict a later copy of it gets, or got.
+        let mut verdicts: Vec<(usize, Input, Decision)> = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let Some(input) = parse_line(line).unwrap() else { continue };
             let read = through_its_topic(&input);
             assert_eq!(read, input, "{name}:{}: the input changed on the wire", index + 1);
-            let Decision::Fact(fact) = live.decide(&read).unwrap() else { continue };
+            let keyed = !matches!(read, Input::Open { .. } | Input::CloseDay { .. });
+            let fact = match live.decide(&read).unwrap() {
+                Decision::Fact(fact) => fact,
+                seen => {
+                    verdicts.push((index + 1, read, seen));
+                    continue;
+                }
+            };
+            if keyed {
+                verdicts.push((index + 1, read.clone(), Decision::Seen(Seen::Duplicate)));
+            }
 
             let bytes = encode(&loan_event(&fact, format!("e{index}"), "scenario"));
             let fact_read = from_bytes::<pb::LoanEvent, Fact>(&bytes).unwrap();
@@ -87,6 +100,44 @@ fn scenarios_give_the_same_state_through_protobuf() {
         }
         assert_eq!(live.digest(), plain.digest(), "{name}: through protobuf differs from the plain run");
         assert_eq!(replay.digest(), plain.digest(), "{name}: replaying the encoded facts differs");
+        for (line, input, verdict) in &verdicts {
+            assert_eq!(&replay.decide(input).unwrap(), verdict, "{name}:{line}: the replayed facts judge this id otherwise");
+        }
         assert!(published > 0 && outputs >= published, "{name}: published {published} of {outputs}");
     }
+}
+
+/// Two messages that differ only in their protobuf layout (fields in another order, a
+/// default written out) decode to the same input: the same content, so a DUPLICATE. A
+/// figure written "0.50" instead of "0.5" is the same figure.
+#[test]
+fn inputs_that_differ_only_in_layout_are_duplicates() {
+    let config = Arc::new(ProductConfig::default());
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/spec-example.jsonl")).unwrap();
+    let (ledger, _) = scenario::run(&text, config, &mut ledger_core::Discard).unwrap();
+
+    let payment = pb::Repayment { payment_id: "P1".into(), loan_id: "A1".into(), amount: "100.00".into(), currency: String::new() };
+    let single = |m: pb::Repayment| encode(&m);
+    let mut shuffled = single(pb::Repayment { amount: payment.amount.clone(), ..Default::default() });
+    shuffled.extend(single(pb::Repayment { loan_id: payment.loan_id.clone(), ..Default::default() }));
+    shuffled.extend(single(pb::Repayment { payment_id: payment.payment_id.clone(), ..Default::default() }));
+    shuffled.extend([0x22, 0x00]); // field 4 (currency), written out empty
+    assert_ne!(shuffled, encode(&payment));
+    let (first, again) = (
+        from_bytes::<pb::Repayment, Input>(&encode(&payment)).unwrap(),
+        from_bytes::<pb::Repayment, Input>(&shuffled).unwrap(),
+    );
+    assert_eq!(again, first);
+    assert_eq!(ledger.decide(&again).unwrap(), Decision::Seen(Seen::Duplicate));
+    let elsewhere = pb::Repayment { loan_id: "A2".into(), ..payment };
+    assert_eq!(ledger.decide(&Input::from_proto(elsewhere).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
+
+    let Input::Application(a1) = parse_line(text.lines().nth(1).unwrap()).unwrap().unwrap() else { panic!("line 2 is A1") };
+    let mut message = a1.into_proto();
+    let merchant = message.merchant.as_mut().unwrap();
+    assert_eq!(merchant.sales_growth.as_deref(), Some("0.30"));
+    merchant.sales_growth = Some("0.3".into());
+    assert_eq!(ledger.decide(&Input::from_proto(message.clone()).unwrap()).unwrap(), Decision::Seen(Seen::Duplicate));
+    message.borrower_id = "B2".into();
+    assert_eq!(ledger.decide(&Input::from_proto(message).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
 }

@@ -9,7 +9,8 @@
 //!
 //! The service crates are the deciders it calls ([`Handler::decide`]); it knows them by
 //! their trait only. Their notices are published by their own publishers from
-//! loan.events; the writer answers only what leaves no fact (a re-sent id).
+//! loan.events; a re-sent payment is recorded as a fact that changes nothing, so that
+//! its answer is derived in its place too.
 //!
 //! The view it decides against is the fold of every partition of loan.events: its own
 //! books exactly as it writes them, the others as far as they were read when the batch
@@ -37,12 +38,12 @@ use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureReco
 use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::topics;
-use ledger_proto::{pb, IntoProto};
+use ledger_proto::pb;
 use tokio::sync::watch;
 
 use crate::follower::Follower;
 use crate::group::{self, DEFAULT_BOUNDS};
-use crate::service::{await_all, decode_input, send_output};
+use crate::service::{await_all, decode_input};
 use crate::{input_topic, source, Context, Result, RuntimeError};
 
 /// The book writer's name (`loanctl run books`).
@@ -219,11 +220,12 @@ impl Writer {
                         ledger_kafka::dead_letter(&self.producer, topic, input_partition, input_offset, message.key(), Some(&bytes), &e.to_string())
                             .await?;
                     }
-                    Ok(Decision::Duplicate) => {
-                        if let Some(notice) = decider.on_duplicate(&input) {
-                            let mut out = notice.into_proto();
-                            out.set_event_id(format!("dup:{origin}"));
-                            in_flight.push(send_output(&self.producer, &out)?);
+                    Ok(Decision::Seen(seen)) => {
+                        // A re-sent input (DUPLICATE) or another input with a used id
+                        // (ID_CONFLICT): recorded where its kind has an answer, so that
+                        // the answer follows the first input's.
+                        if let Some(fact) = decider.answer_seen(&input, seen) {
+                            self.append(partition, &key, fact, &origin, in_flight)?;
                         }
                     }
                     Ok(Decision::Fact(fact)) => self.append(partition, &key, fact, &origin, in_flight)?,
@@ -242,6 +244,7 @@ impl Writer {
         }
         let event_id = match fact {
             Fact::Opened { .. } | Fact::DayClosed { .. } => format!("{}@{partition}", fact.key()),
+            Fact::PaymentSeen { .. } => format!("seen:{origin}"),
             _ => fact.key(),
         };
         self.decided.entry(partition).or_default().note(origin);

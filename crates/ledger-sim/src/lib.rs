@@ -566,6 +566,7 @@ pub mod bench {
                         order_ids: Vec::new(),
                         daily_rate: None,
                     }),
+                    fingerprint: None,
                 });
                 l.apply(0, &fact, &mut Discard);
             }

@@ -161,7 +161,7 @@ fn changes(ledger: &Ledger, scope: Scope<'_>, fact: &Fact) -> Changes {
             }
             rows.business_date();
         }
-        Fact::ActionApplied { action_id, effect } => {
+        Fact::ActionApplied { action_id, effect, .. } => {
             rows.action(action_id);
             match effect {
                 ActionEffect::MarkedMalicious { borrower_id } | ActionEffect::Reinstated { borrower_id } => {
@@ -177,6 +177,8 @@ fn changes(ledger: &Ledger, scope: Scope<'_>, fact: &Fact) -> Changes {
             rows.borrower_and_loans(&u.borrower_id);
         }
         Fact::MerchantUpdateRefused { update_id, .. } => rows.update(update_id),
+        // A re-sent payment changes nothing; it is a fact only for its answer.
+        Fact::PaymentSeen { .. } => {}
     }
     rows.changes
 }
@@ -201,25 +203,25 @@ impl<'a> Rows<'a> {
     }
 
     fn application(&mut self, id: &str) {
-        if let Some(a) = self.find(|b| b.applications().get(id)) {
+        if let Some(a) = self.find(|b| b.applications().get(id).map(|r| &r.record)) {
             self.changes.put(keys::of(keys::APPLICATION, id), json(&application_view(a)));
         }
     }
 
     fn payment(&mut self, id: &str) {
-        if let Some(p) = self.find(|b| b.payments().get(id)) {
+        if let Some(p) = self.find(|b| b.payments().get(id).map(|r| &r.record)) {
             self.changes.put(keys::of(keys::PAYMENT, id), json(&payment_view(p)));
         }
     }
 
     fn action(&mut self, id: &str) {
-        if let Some(a) = self.find(|b| b.actions().get(id)) {
+        if let Some(a) = self.find(|b| b.actions().get(id).map(|r| &r.record)) {
             self.changes.put(keys::of(keys::ACTION, id), json(&action_view(a)));
         }
     }
 
     fn update(&mut self, id: &str) {
-        if let Some(u) = self.find(|b| b.updates().get(id)) {
+        if let Some(u) = self.find(|b| b.updates().get(id).map(|r| &r.record)) {
             self.changes.put(keys::of(keys::UPDATE, id), json(&update_view(u)));
         }
     }

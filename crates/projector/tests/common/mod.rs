@@ -45,7 +45,7 @@ pub fn decide_all(inputs: impl IntoIterator<Item = Input>) -> (Ledger, Vec<Fact>
     let mut facts = Vec::new();
     for (n, input) in inputs.into_iter().enumerate() {
         match ledger.decide(&input).unwrap_or_else(|e| panic!("input {n}: {e}")) {
-            Decision::Duplicate => {}
+            Decision::Seen(_) => {}
             Decision::Fact(fact) => {
                 assert_eq!(ledger.apply(0, &fact, &mut Discard), Outcome::Applied, "input {n}");
                 facts.push(fact);
