@@ -161,19 +161,9 @@ impl Follower {
                 // Written by this process's book writer, which applied it already.
                 continue;
             }
-            let at = || crate::source(topics::EVENTS, partition, offset);
-            let (fact, source) = ledger_proto::decode::<pb::LoanEvent>(message.payload().unwrap_or_default())
-                .and_then(|event| {
-                    let source = event.source.clone();
-                    Fact::from_proto(event).map(|fact| (fact, source))
-                })
-                .map_err(|e| {
-                    tracing::error!(partition, offset, error = %e, "unreadable fact on loan.events");
-                    // Only the ledger writes loan.events: a record it cannot read is a
-                    // broken log (or a fact kind this build does not know yet).
-                    RuntimeError::Corrupt(format!("{}: cannot read the fact: {e}; is this loanctl older than the one that wrote it?", at()))
-                })?;
+            let (fact, source) = read_fact(&message)?;
             check_layout(&fact, &message, self.partition_count)?;
+            let at = || crate::source(topics::EVENTS, partition, offset);
             let mut derived = Vec::new();
             let outcome = if self.collect_events {
                 self.ledger.apply(partition as u32, &fact, &mut derived)
@@ -237,12 +227,31 @@ pub fn commit_hint(consumer: &StreamConsumer, tpl: &TopicPartitionList) {
     }
 }
 
+/// Reads one record of loan.events: its fact and source. A record that cannot be read
+/// is a broken log (only the ledger writes loan.events), or a fact of a kind this
+/// build does not know yet: the reader stops.
+pub(crate) fn read_fact<M: Message>(message: &M) -> Result<(Fact, String)> {
+    let (partition, offset) = (message.partition(), message.offset());
+    ledger_proto::decode::<pb::LoanEvent>(message.payload().unwrap_or_default())
+        .and_then(|event| {
+            let source = event.source.clone();
+            Fact::from_proto(event).map(|fact| (fact, source))
+        })
+        .map_err(|e| {
+            tracing::error!(partition, offset, error = %e, "unreadable fact on loan.events");
+            RuntimeError::Corrupt(format!(
+                "{}: cannot read the fact: {e}; is this loanctl older than the one that wrote it?",
+                crate::source(topics::EVENTS, partition, offset)
+            ))
+        })
+}
+
 /// A keyed fact must sit on the partition Kafka's default partitioner gives its key
 /// (the ledger's producers use murmur2): a fact elsewhere means the log was written
 /// with another partitioner (the first release's ledgers used librdkafka's CRC32
 /// default), and folding it would split a borrower's book in two. That stops the
 /// reader. `Opened` and `DayClosed` are written to every partition on purpose.
-fn check_layout(fact: &Fact, message: &ledger_kafka::rdkafka::message::BorrowedMessage<'_>, partitions: usize) -> Result<()> {
+pub(crate) fn check_layout<M: Message>(fact: &Fact, message: &M, partitions: usize) -> Result<()> {
     if matches!(fact, Fact::Opened { .. } | Fact::DayClosed { .. }) {
         return Ok(());
     }

@@ -8,24 +8,34 @@
 //! by whoever owns the partition next, and a member drops the messages it received
 //! before a rebalance (see [`Batch`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ledger_kafka::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use ledger_kafka::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use ledger_kafka::rdkafka::types::RDKafkaRespErr;
 use ledger_kafka::rdkafka::message::OwnedMessage;
 use ledger_kafka::rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use ledger_kafka::KafkaConfig;
 
 use crate::{Result, RuntimeError};
 
-/// What a consumer's rebalance callbacks saw; read by the consumer's own task.
+/// What a consumer's rebalance callbacks saw; read by the consumer's own task (the
+/// callbacks run inside its receive, never while it handles a batch).
 #[derive(Default)]
 pub struct Membership {
     /// Bumped at every revocation and assignment.
     epoch: AtomicU64,
     owned: Mutex<BTreeSet<i32>>,
+    /// A rewinding member (a publisher) reads each assigned partition from the
+    /// beginning, to fold it, unless it still holds the partition's fold.
+    rewind: bool,
+    /// Rewinding: partition -> the next offset of the fold this member holds.
+    folds: Mutex<BTreeMap<i32, i64>>,
+    /// Rewinding: partition -> the group's committed offset when it was assigned
+    /// (what was published before; 0 when unknown).
+    committed: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl Membership {
@@ -37,30 +47,86 @@ impl Membership {
     pub fn owned(&self) -> BTreeSet<i32> {
         self.owned.lock().expect("membership lock").clone()
     }
+
+    /// Rewinding: the folds the member keeps (the others it must drop).
+    pub fn folds(&self) -> BTreeMap<i32, i64> {
+        self.folds.lock().expect("membership lock").clone()
+    }
+
+    /// Rewinding: notes how far the member's fold of `partition` has read.
+    pub fn note_fold(&self, partition: i32, next: i64) {
+        self.folds.lock().expect("membership lock").insert(partition, next);
+    }
+
+    /// Rewinding: the group's committed offsets as of the assignment.
+    pub fn committed(&self) -> BTreeMap<i32, i64> {
+        self.committed.lock().expect("membership lock").clone()
+    }
+
+    fn assigned(&self, partitions: BTreeSet<i32>) {
+        tracing::info!(partitions = ?partitions, "partitions assigned");
+        *self.owned.lock().expect("membership lock") = partitions;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn revoked(&self) {
+        tracing::info!("partitions revoked");
+        self.owned.lock().expect("membership lock").clear();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl ClientContext for Membership {}
 
 impl ConsumerContext for Membership {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let gone: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(partitions = ?gone, "partitions revoked");
-            self.owned.lock().expect("membership lock").clear();
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let got: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(partitions = ?got, "partitions assigned");
-                *self.owned.lock().expect("membership lock") = got;
-                self.epoch.fetch_add(1, Ordering::SeqCst);
+    /// The eager protocol's assign and revoke (as librdkafka's default handler does
+    /// them), noting the membership; a rewinding member assigns each partition at
+    /// the beginning, or where its kept fold of it stands.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let mut assignment = tpl.clone();
+                if self.rewind {
+                    let committed: BTreeMap<i32, i64> = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+                        Ok(list) => list
+                            .elements()
+                            .iter()
+                            .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { 0 }))
+                            .collect(),
+                        Err(error) => {
+                            // Publishing again from the start is safe (same ids), only slow.
+                            tracing::warn!(%error, "committed offsets unknown at assignment: publishing from the start");
+                            BTreeMap::new()
+                        }
+                    };
+                    *self.committed.lock().expect("membership lock") = committed;
+                    let mut folds = self.folds.lock().expect("membership lock");
+                    folds.retain(|p, _| partitions.contains(p));
+                    assignment = TopicPartitionList::new();
+                    for element in tpl.elements() {
+                        let at = folds.get(&element.partition()).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                        if let Err(error) = assignment.add_partition_offset(element.topic(), element.partition(), at) {
+                            tracing::warn!(%error, "building the assignment");
+                        }
+                    }
+                }
+                if let Err(error) = consumer.assign(&assignment) {
+                    tracing::warn!(%error, "assigning partitions");
+                }
+                self.assigned(partitions);
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoked();
+                if let Err(error) = consumer.unassign() {
+                    tracing::warn!(%error, "revoking partitions");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                self.revoked();
+                let _ = consumer.unassign();
+            }
         }
     }
 }
@@ -69,10 +135,21 @@ pub type GroupConsumer = StreamConsumer<Membership>;
 
 /// A member of `group` subscribed to `topic`.
 pub fn join(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
+    join_with(kafka, group, topic, Membership::default())
+}
+
+/// A rewinding member of `group` subscribed to `topic`: it reads every partition it is
+/// assigned from the beginning (to fold it), and learns the group's committed offsets
+/// (up to where the group has published) from [`Membership::committed`].
+pub fn join_rewinding(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
+    join_with(kafka, group, topic, Membership { rewind: true, ..Membership::default() })
+}
+
+fn join_with(kafka: &KafkaConfig, group: &str, topic: &str, membership: Membership) -> Result<GroupConsumer> {
     let mut config = kafka.consumer_config(group);
     // Eager, so that a rebalance hands over whole partitions at the committed offset.
     config.set("partition.assignment.strategy", "range");
-    let consumer: GroupConsumer = config.create_with_context(Membership::default())?;
+    let consumer: GroupConsumer = config.create_with_context(membership)?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
@@ -145,7 +222,7 @@ pub async fn receive(consumer: &GroupConsumer, bounds: Bounds) -> Batch {
 /// partition next reads those messages again, and every reader makes that harmless.
 /// Positions of partitions the member no longer owns are forgotten first (committing
 /// them would move the new owner's position back).
-pub fn commit(consumer: &GroupConsumer, topic: &str, next: &mut std::collections::BTreeMap<i32, i64>) -> Result<()> {
+pub fn commit(consumer: &GroupConsumer, topic: &str, next: &mut BTreeMap<i32, i64>) -> Result<()> {
     let owned = consumer.context().owned();
     next.retain(|p, _| owned.contains(p));
     if next.is_empty() {

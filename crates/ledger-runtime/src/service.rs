@@ -1,86 +1,78 @@
-//! A service's publisher: folds loan.events and publishes the notices the handler
-//! derives from it (postings, overdue notices, receipts, warnings), with its positions
-//! stored in sled.
+//! A service's publisher: folds the partitions of loan.events it is assigned in the
+//! service's consumer group (`ledger-<service>-events`) and publishes the notices the
+//! handler derives from them (postings, overdue notices, receipts, warnings).
 //!
-//! Exactly-once effects: a published position is stored only after every notice up to
-//! it was acknowledged. After a crash the publisher refolds and resumes from sled; a
-//! notice published again carries the same deterministic id.
+//! Exactly-once effects: the group's committed offset of a partition is how far its
+//! notices were published; it is committed only after every notice up to it was
+//! acknowledged. A member given a partition folds it from the beginning (or from where
+//! its own fold of it stands, when the partition comes back to it) and publishes from
+//! the committed offset on; a notice published again carries the same deterministic id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger_core::handler::{Handler, InputKind};
-use ledger_core::Input;
+use ledger_core::{Input, Ledger, Outcome};
+use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use ledger_kafka::topics;
+use ledger_kafka::rdkafka::Message;
+use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{pb, FromProto, IntoProto, Output};
-use ledger_store::{Changes, StoreTree};
 use tokio::sync::watch;
 
-use crate::follower::Follower;
+use crate::follower::{check_layout, read_fact};
+use crate::group::{self, DEFAULT_BOUNDS};
 use crate::{events_group, input_topic, Context, Result, RuntimeError};
 
-/// How often an idle service looks for new facts to publish.
-const IDLE_POLL: Duration = Duration::from_millis(25);
-/// Facts folded per step before positions are stored.
-const BATCH_FACTS: usize = 2_000;
-/// Notices in flight before the service waits for their acknowledgements.
+/// Notices in flight before the publisher waits for their acknowledgements.
 const IN_FLIGHT_MAX: usize = 10_000;
 
-/// Runs `handler`'s publisher until `shutdown` turns true; then stores its positions
-/// and returns.
-pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, tree: StoreTree, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs `handler`'s publisher until `shutdown` turns true.
+pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let name = handler.name();
     let kafka = ctx.kafka.with_client_id(format!("{}-{name}", ctx.kafka.client_id));
     let producer = kafka.producer()?;
-    let mut follower = Follower::new(&kafka, &events_group(name), ctx.config.clone(), true)?;
-    let mut published: BTreeMap<i32, i64> = tree
-        .positions()?
-        .iter()
-        .filter(|((t, _), _)| t == topics::EVENTS)
-        .map(|((_, p), o)| (*p, *o))
-        .collect();
+    let partition_count = OffsetProbe::new(&kafka)?.topic_partitions(topics::EVENTS)?.len();
+    let consumer = group::join_rewinding(&kafka, &events_group(name), topics::EVENTS)?;
+    // One fold per partition: a book needs nothing of the others.
+    let mut books: BTreeMap<i32, Ledger> = BTreeMap::new();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut committed_at = Instant::now();
     tracing::info!(service = name, "publisher started");
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        publish_new(handler.as_ref(), &producer, &tree, &mut follower, &mut published).await?;
-        tokio::select! {
-            _ = shutdown.changed() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-        }
-    }
-    tracing::info!(service = name, "publisher stopped");
-    Ok(())
-}
-
-/// Folds what is new on loan.events and publishes the handler's notices for it.
-async fn publish_new(
-    handler: &dyn Handler,
-    producer: &FutureProducer,
-    tree: &StoreTree,
-    follower: &mut Follower,
-    published: &mut BTreeMap<i32, i64>,
-) -> Result<()> {
-    loop {
-        let applied = follower.catch_up(BATCH_FACTS).await?;
-        if applied.is_empty() {
-            return Ok(());
-        }
+    while !*shutdown.borrow() {
+        let batch = tokio::select! {
+            _ = shutdown.changed() => break,
+            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+        };
+        let membership = consumer.context();
+        let folds = membership.folds();
+        books.retain(|p, _| folds.contains_key(p));
+        let published = membership.committed();
         let mut in_flight: Vec<DeliveryFuture> = Vec::new();
-        let mut reached: BTreeMap<i32, i64> = BTreeMap::new();
-        for a in &applied {
-            reached.insert(a.partition, a.offset + 1);
-            if a.offset < published.get(&a.partition).copied().unwrap_or(0) {
-                continue; // published before a restart
+        for message in &batch.messages {
+            let (partition, offset) = (message.partition(), message.offset());
+            let (fact, _) = read_fact(message)?;
+            check_layout(&fact, message, partition_count)?;
+            let book = books.entry(partition).or_insert_with(|| Ledger::new(ctx.config.clone()));
+            let mut derived = Vec::new();
+            if let Outcome::Ignored(why) = book.apply(partition as u32, &fact, &mut derived) {
+                return Err(RuntimeError::Corrupt(format!(
+                    "{}: the fact {} does not fit the book at its position: {why}",
+                    crate::source(topics::EVENTS, partition, offset),
+                    fact.key()
+                )));
             }
-            for (index, event) in a.derived.iter().enumerate() {
+            membership.note_fold(partition, offset + 1);
+            next.insert(partition, offset + 1);
+            if offset < published.get(&partition).copied().unwrap_or(0) {
+                continue; // published before
+            }
+            for (index, event) in derived.iter().enumerate() {
                 if let Some(notice) = handler.on_derived(event) {
                     let mut out = notice.into_proto();
-                    out.set_event_id(format!("{}-{}-{}", a.partition, a.offset, index));
-                    in_flight.push(send_output(producer, &out)?);
+                    out.set_event_id(format!("{partition}-{offset}-{index}"));
+                    in_flight.push(send_output(&producer, &out)?);
                     if in_flight.len() >= IN_FLIGHT_MAX {
                         await_all(&mut in_flight).await?;
                     }
@@ -88,11 +80,15 @@ async fn publish_new(
             }
         }
         await_all(&mut in_flight).await?;
-        let positions: Vec<(&str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
-        tree.commit(&Changes::default(), &positions)?;
-        published.extend(reached);
-        follower.commit_hint()?;
+        if !batch.messages.is_empty() || committed_at.elapsed() >= crate::follower::HINT_REFRESH {
+            // Also now and then when idle: a commit refused during a broker restart is
+            // not retried, and `feed` waits on these positions.
+            group::commit(&consumer, topics::EVENTS, &mut next)?;
+            committed_at = Instant::now();
+        }
     }
+    tracing::info!(service = name, "publisher stopped");
+    Ok(())
 }
 
 fn cancelled() -> RuntimeError {

@@ -72,9 +72,8 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
                 tasks.spawn(async move { Ok(intake::run_intake(handler, ctx, stopped).await?) });
             }
             if handler.publishes() {
-                let tree = store.tree(name)?;
                 let (ctx, stopped) = (ctx.clone(), stopped.clone());
-                tasks.spawn(async move { Ok(service::run_publisher(handler, ctx, tree, stopped).await?) });
+                tasks.spawn(async move { Ok(service::run_publisher(handler, ctx, stopped).await?) });
             }
         }
     }
@@ -251,7 +250,15 @@ fn portfolio_report(p: &serde_json::Value) -> String {
 
 /// `loanctl bench-live`: the ledger end to end through a real broker, beside the
 /// broker's own ceiling (raw produce and consume of 100-byte messages).
-pub async fn bench_live(ctx: Context, merchants: u64, days: u64, ceiling_messages: usize) -> anyhow::Result<()> {
+pub async fn bench_live(
+    ctx: Context,
+    merchants: u64,
+    days: u64,
+    ceiling_messages: usize,
+    repayments: usize,
+    rate: u64,
+    paced_seconds: u64,
+) -> anyhow::Result<()> {
     use ledger_kafka::rdkafka::consumer::Consumer;
     use ledger_kafka::rdkafka::producer::FutureRecord;
     use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
@@ -307,12 +314,47 @@ pub async fn bench_live(ctx: Context, merchants: u64, days: u64, ceiling_message
     let scenario = ledger_sim::scenario_text(&ledger_sim::Profile::new(7, merchants, days));
     let report = feed::feed(&ctx, &scenario, Duration::from_secs(120), |_, _| {}).await?;
     let facts: i64 = probe.end_offsets(ledger_kafka::topics::EVENTS)?.values().sum();
+
+    // Repayments and applications straight to the input topics, as the payment system
+    // and the merchant platform publish them, against the loans the feed left active.
+    let (ledger, _) = ledger_core::scenario::run(&scenario, ctx.config.clone(), &mut ledger_core::Discard)?;
+    let active: Vec<String> = ledger
+        .books()
+        .values()
+        .flat_map(|b| b.loans().iter().filter(|l| l.status == ledger_core::model::LoanStatus::Active).map(|l| l.loan_id.clone()))
+        .collect();
+    anyhow::ensure!(!active.is_empty(), "the scenario left no active loan to repay");
+    let payment = |i: usize, tag: &str| {
+        let loan_id = active[i % active.len()].clone();
+        let id = format!("BENCH-{tag}-{i}");
+        let message = ledger_proto::pb::Repayment { payment_id: id.clone(), loan_id: loan_id.clone(), amount: "0.01".into(), currency: "CNY".into() };
+        (loan_id, ledger_proto::encode(&message), id)
+    };
+    let burst: Vec<_> = (0..repayments).map(|i| payment(i, "burst")).collect();
+    let receipt_id = |bytes: &[u8]| ledger_proto::decode::<ledger_proto::pb::RepaymentReceipt>(bytes).ok().map(|r| r.payment_id);
+    let (burst_seconds, _) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, burst, None, receipt_id).await?;
+    let paced: Vec<_> = (0..rate as usize * paced_seconds as usize).map(|i| payment(i, "paced")).collect();
+    let (_, payment_latency) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, paced, Some(rate), receipt_id).await?;
+    let application = |i: usize| {
+        let line = format!(
+            r#"{{"type":"application","application_id":"BENCH-A{i}","borrower_id":"BENCH-B{i}","product":"CREDIT","amount":"1000.00","term_days":30,"merchant":{{"kind":"PLATFORM","annual_sales":"3000000.00","sales_growth":"0.30","orders_12m":8000,"seller_rating":5,"active_days_90":85}}}}"#
+        );
+        let Ok(Some(ledger_core::Input::Application(a))) = ledger_core::scenario::parse_line(&line) else { unreachable!("a valid line") };
+        (a.borrower_id.clone(), ledger_proto::encode(&ledger_proto::IntoProto::into_proto(&a)), a.application_id.clone())
+    };
+    let applications: Vec<_> = (0..rate as usize * paced_seconds as usize).map(application).collect();
+    let decided_id = |bytes: &[u8]| match ledger_proto::decode::<ledger_proto::pb::LoanEvent>(bytes).ok()?.fact? {
+        ledger_proto::pb::loan_event::Fact::ApplicationDecided(d) => Some(d.application_id),
+        _ => None,
+    };
+    let (_, application_latency) =
+        round_trip(&ctx, ledger_kafka::topics::APPLICATIONS, ledger_kafka::topics::EVENTS, applications, Some(rate), decided_id).await?;
     services.abort();
     let _ = std::fs::remove_dir_all(&data);
     println!("broker {}:", ctx.kafka.brokers);
     println!("  ceiling: produce {produce_rate:.0} msg/s, consume {consume_rate:.0} msg/s ({ceiling_messages} messages of 100 bytes, 3 partitions)");
     println!(
-        "  ledger: {} inputs ({} day closes) fed and processed in {:.1} s = {:.0} inputs/s; {} facts on loan.events = {:.0} facts/s",
+        "  feed: {} inputs ({} day closes) of a generated scenario fed and processed in {:.1} s = {:.0} inputs/s; {} facts on loan.events = {:.0} facts/s",
         report.inputs,
         report.day_closes,
         report.seconds,
@@ -320,5 +362,100 @@ pub async fn bench_live(ctx: Context, merchants: u64, days: u64, ceiling_message
         facts,
         facts as f64 / report.seconds
     );
+    let per_second = repayments as f64 / burst_seconds;
+    println!(
+        "  repayments end to end: {repayments} published at once, every receipt on {} after {burst_seconds:.1} s = {per_second:.0} repayments/s \
+         ({:.1} % of the produce ceiling; {:.1} % counting the 4 broker writes each costs: input, command, fact, receipt)",
+        ledger_kafka::topics::RECEIPTS,
+        100.0 * per_second / produce_rate,
+        400.0 * per_second / produce_rate
+    );
+    println!("  repayments at {rate}/s for {paced_seconds} s, publish to receipt: {}", percentiles(&payment_latency));
+    println!("  applications at {rate}/s for {paced_seconds} s, publish to decision on loan.events: {}", percentiles(&application_latency));
     Ok(())
+}
+
+/// "p50 X ms, p99 Y ms, max Z ms" of some latencies.
+fn percentiles(latencies: &[Duration]) -> String {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let at = |q: f64| sorted.get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured)", ms(at(0.50)), ms(at(0.99)), ms(at(1.0)), sorted.len())
+}
+
+/// Publishes `messages` (key, payload, id) to `input`, paced at `rate` per second or
+/// all at once, and waits until `output` holds an answer for every id (`answer_id`
+/// reads the id an output message answers). Returns the seconds from the first send to
+/// the last answer, and each message's latency from its send to its answer.
+async fn round_trip(
+    ctx: &Context,
+    input: &str,
+    output: &str,
+    messages: Vec<(String, Vec<u8>, String)>,
+    rate: Option<u64>,
+    answer_id: impl Fn(&[u8]) -> Option<String>,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+    use ledger_kafka::rdkafka::producer::FutureRecord;
+    use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    let probe = ledger_kafka::OffsetProbe::new(&ctx.kafka)?;
+    let consumer: StreamConsumer = ctx.kafka.consumer(&format!("ledger-bench-answers-{}", std::process::id()))?;
+    let mut tpl = TopicPartitionList::new();
+    for (p, end) in probe.end_offsets(output)? {
+        tpl.add_partition_offset(output, p, Offset::Offset(end))?;
+    }
+    consumer.assign(&tpl)?;
+    let producer = ctx.kafka.producer()?;
+    let mut sent: HashMap<String, Instant> = HashMap::with_capacity(messages.len());
+    let mut answered: HashMap<String, Instant> = HashMap::with_capacity(messages.len());
+    let started = Instant::now();
+    let mut in_flight = Vec::new();
+    let mut last_answer = started;
+    for (i, (key, payload, id)) in messages.iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+            // Read answers while waiting for the next send's moment.
+            while Instant::now() < due {
+                let wait = due.saturating_duration_since(Instant::now());
+                if let Ok(Ok(m)) = tokio::time::timeout(wait, consumer.recv()).await {
+                    if let Some(answer) = m.payload().and_then(&answer_id).filter(|a| sent.contains_key(a)) {
+                        answered.entry(answer).or_insert_with(Instant::now);
+                        last_answer = Instant::now();
+                    }
+                }
+            }
+        }
+        sent.insert(id.clone(), Instant::now());
+        loop {
+            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(input).key(key.as_str()).payload(payload.as_slice());
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    in_flight.push(delivery);
+                    break;
+                }
+                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+    for d in in_flight.drain(..) {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    while answered.len() < sent.len() {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .with_context(|| format!("waiting for answers on {output}: {} of {} answered", answered.len(), sent.len()))??;
+        if let Some(answer) = m.payload().and_then(&answer_id).filter(|a| sent.contains_key(a)) {
+            answered.entry(answer).or_insert_with(Instant::now);
+            last_answer = Instant::now();
+        }
+    }
+    let latencies = sent.iter().filter_map(|(id, at)| answered.get(id).map(|done| done.saturating_duration_since(*at))).collect();
+    Ok(((last_answer - started).as_secs_f64(), latencies))
 }

@@ -146,6 +146,15 @@ enum Command {
         /// Messages for the broker's ceiling.
         #[arg(long, default_value_t = 20_000)]
         messages: usize,
+        /// Repayments published at once for the end-to-end throughput.
+        #[arg(long, default_value_t = 20_000)]
+        repayments: usize,
+        /// Inputs per second for the latency figures.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// How long each latency figure sends at --rate.
+        #[arg(long, default_value_t = 10)]
+        paced_seconds: u64,
     },
     /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
     /// business days, with re-sent inputs, bad amounts, collections actions and merchant updates
@@ -276,9 +285,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("replay with derived events collected: {:.3} s", f.replay_with_events_seconds);
             println!("day close over {} active loans: {:.3} s ({:.3} s with derived events)", f.close_loans, f.close_seconds, f.close_with_events_seconds);
         }
-        Command::BenchLive { broker, merchants, days, messages } => {
+        Command::BenchLive { broker, merchants, days, messages, repayments, rate, paced_seconds } => {
             let ctx = broker.context(config)?;
-            runtime()?.block_on(live::bench_live(ctx, merchants, days, messages))?;
+            runtime()?.block_on(live::bench_live(ctx, merchants, days, messages, repayments, rate, paced_seconds))?;
         }
         Command::Generate { seed, merchants, days } => {
             use std::io::Write;
