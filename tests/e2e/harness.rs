@@ -91,13 +91,36 @@ impl Broker {
         Broker::start_with(Some(format!("{user}:{password}")))
     }
 
+    /// Ports are picked free, but another process (a parallel test) may take one
+    /// before the broker binds it: a start that failed on a port in use is tried again
+    /// on new ports, twice.
     fn start_with(sasl: Option<String>) -> Broker {
-        let broker = Broker { port: free_port(), kind: Kind::from_env(), dir: TempDir::new("broker"), sasl };
-        broker.run_start();
-        broker
+        for attempt in 1.. {
+            let broker = Broker { port: free_port(), kind: Kind::from_env(), dir: TempDir::new("broker"), sasl: sasl.clone() };
+            if broker.try_start() {
+                return broker;
+            }
+            let log = std::fs::read_to_string(broker.dir.path().join("broker.log")).unwrap_or_default();
+            if attempt == 3 || !log.contains("Address already in use") {
+                broker.run_start(); // fails again, with the message below
+            }
+            eprintln!("e2e: a port of the broker was taken meanwhile; starting it on new ports");
+        }
+        unreachable!()
     }
 
     fn run_start(&self) {
+        assert!(
+            self.try_start(),
+            "{} could not start a {:?} broker on port {}; run scripts/test, which installs it (see {}/broker.log)",
+            self.kind.script().display(),
+            self.kind,
+            self.port,
+            self.dir.path().display()
+        );
+    }
+
+    fn try_start(&self) -> bool {
         let mut cmd = Command::new("bash");
         cmd.arg(self.kind.script())
             .args(["start", "--port", &self.port.to_string(), "--dir"])
@@ -106,15 +129,7 @@ impl Broker {
         if let Some(sasl) = &self.sasl {
             cmd.args(["--sasl-plain", sasl]);
         }
-        let status = cmd.stdout(Stdio::null()).status().expect("running the broker script");
-        assert!(
-            status.success(),
-            "{} could not start a {:?} broker on port {}; run scripts/test, which installs it (see {}/broker.log)",
-            self.kind.script().display(),
-            self.kind,
-            self.port,
-            self.dir.path().display()
-        );
+        cmd.stdout(Stdio::null()).status().expect("running the broker script").success()
     }
 
     fn run_stop(&self) {

@@ -184,6 +184,9 @@ impl KafkaConfig {
         for (key, value) in &self.extra {
             config.set(key, value);
         }
+        // An input crosses several clients in turn, each request small: Nagle's
+        // algorithm would hold each back until the broker's delayed ACK (40 ms on Linux).
+        set_default(&mut config, "socket.nagle.disable", "true");
         config
     }
 
@@ -192,7 +195,10 @@ impl KafkaConfig {
     /// [`KafkaConfig::producer`] otherwise.
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = self.base_client_config();
-        set_default(&mut config, "linger.ms", "5");
+        // Each input crosses three of the ledger's producers (intake, book writer,
+        // publisher): a millisecond each; under load batches form anyway while earlier
+        // requests are in flight.
+        set_default(&mut config, "linger.ms", "1");
         set_default(
             &mut config,
             "message.timeout.ms",
@@ -220,7 +226,7 @@ impl KafkaConfig {
         // The ledger's readers wait on each other (a service decides only after it has
         // read the fact before); a fetch that idles for librdkafka's default 500 ms
         // adds that to every step.
-        set_default(&mut config, "fetch.wait.max.ms", "10");
+        set_default(&mut config, "fetch.wait.max.ms", "5");
         set_invariants(&mut config, CONSUMER_INVARIANTS);
         config
     }

@@ -149,10 +149,10 @@ impl Writer {
         // Past this writer's own facts first (applied when written), then the books it
         // gained from their previous owners, as any other book.
         self.read_view().await?;
-        self.view.set_own(owned.intersection(&self.own).copied().collect());
+        self.view.set_own(owned.intersection(&self.own).copied().collect())?;
         self.read_view().await?;
         tracing::info!(service = NAME, books = ?owned, "writing these books");
-        self.view.set_own(owned.clone());
+        self.view.set_own(owned.clone())?;
         self.own = owned;
         Ok(())
     }

@@ -109,8 +109,27 @@ impl Follower {
     /// Marks the partitions whose facts the caller writes from now on and applies with
     /// [`Follower::apply_own`]. Catch up first: what a partition held before it became
     /// one's own is applied only by reading it.
-    pub fn set_own(&mut self, own: BTreeSet<i32>) {
+    /// Own partitions are paused: no other process writes them, so a catch-up need not
+    /// wait for them. When one stops being own, the follower reads it on from where it
+    /// paused: its own facts read again are duplicates to the fold.
+    pub fn set_own(&mut self, own: BTreeSet<i32>) -> Result<()> {
+        let list = |partitions: Vec<&i32>| -> Result<TopicPartitionList> {
+            let mut tpl = TopicPartitionList::new();
+            for p in partitions {
+                tpl.add_partition(topics::EVENTS, *p);
+            }
+            Ok(tpl)
+        };
+        let gained = list(own.difference(&self.own).collect())?;
+        let lost = list(self.own.difference(&own).collect())?;
+        if gained.count() > 0 {
+            self.consumer.pause(&gained)?;
+        }
+        if lost.count() > 0 {
+            self.consumer.resume(&lost)?;
+        }
         self.own = own;
+        Ok(())
     }
 
     /// Applies a fact the caller is appending to one of its own partitions.
@@ -118,11 +137,15 @@ impl Follower {
         self.ledger.apply(partition as u32, fact, &mut Discard)
     }
 
-    /// The end offsets of the followed partitions of loan.events now.
+    /// The end offsets of the followed partitions of loan.events now (not the own ones,
+    /// which the caller writes itself).
     pub fn end_offsets(&self) -> Result<BTreeMap<i32, i64>> {
+        if self.positions.keys().all(|p| self.own.contains(p)) {
+            return Ok(BTreeMap::new());
+        }
         let probe = &self.probe;
         let mut ends = tokio::task::block_in_place(|| probe.end_offsets(topics::EVENTS))?;
-        ends.retain(|p, _| self.positions.contains_key(p));
+        ends.retain(|p, _| self.positions.contains_key(p) && !self.own.contains(p));
         Ok(ends)
     }
 

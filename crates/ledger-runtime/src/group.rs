@@ -170,7 +170,7 @@ pub struct Bounds {
     pub linger: Duration,
 }
 
-pub const DEFAULT_BOUNDS: Bounds = Bounds { max: 5_000, idle: Duration::from_millis(100), linger: Duration::from_millis(5) };
+pub const DEFAULT_BOUNDS: Bounds = Bounds { max: 5_000, idle: Duration::from_millis(100), linger: Duration::from_millis(2) };
 
 /// Receives one batch: waits up to `bounds.idle` for a first message, then takes what
 /// arrives within `bounds.linger`, at most `bounds.max`. Messages received before a

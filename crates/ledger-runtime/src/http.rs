@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::projection::Readiness;
+
 /// The largest request head accepted.
 const HEAD_BYTES_MAX: usize = 16 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,7 +21,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, tree: StoreTree, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+/// Serves the read models of `tree`; while `ready` says they are not ready, every
+/// route but /healthz answers 503 with the reason (never a part of the books).
+pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -29,9 +33,9 @@ pub async fn serve(listener: TcpListener, tree: StoreTree, mut shutdown: watch::
             }
             accepted = listener.accept() => {
                 let (stream, _) = accepted?;
-                let tree = tree.clone();
+                let (tree, ready) = (tree.clone(), ready.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, tree).await {
+                    if let Err(e) = answer(stream, tree, ready).await {
                         tracing::debug!(error = %e, "http connection ended");
                     }
                 });
@@ -40,7 +44,7 @@ pub async fn serve(listener: TcpListener, tree: StoreTree, mut shutdown: watch::
     }
 }
 
-async fn answer(mut stream: TcpStream, tree: StoreTree) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, tree: StoreTree, ready: Readiness) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -58,6 +62,9 @@ async fn answer(mut stream: TcpStream, tree: StoreTree) -> std::io::Result<()> {
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
     let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    if let Some(why) = ready.not_ready().filter(|_| !target.starts_with("/healthz")) {
+        return respond(&mut stream, 503, &serde_json::json!({ "error": why })).await;
+    }
     let (status, body) = tokio::task::spawn_blocking(move || projector::route(&tree, &method, &target))
         .await
         .unwrap_or_else(|e| (500, serde_json::json!({"error": crate::error_chain(&e)})));
@@ -71,6 +78,7 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) 
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
     let body = serde_json::to_vec_pretty(body).unwrap_or_default();
@@ -103,4 +111,35 @@ pub async fn get(url: &str) -> std::io::Result<(u16, String)> {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Until the projector has caught up once, every route but /healthz is a 503 with
+    /// the reason: never a part of the books.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_read_models_are_not_served_before_the_projector_caught_up() {
+        let dir = std::env::temp_dir().join(format!("ledger-http-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ledger_store::Store::open(&dir).unwrap();
+        let tree = store.tree("projector").unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let ready = Readiness::default();
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, tree, ready.clone(), stopped));
+
+        let (status, body) = get(&format!("{base}/v1/export")).await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("being rebuilt from loan.events"), "{body}");
+        assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+
+        ready.set(None);
+        assert_eq!(get(&format!("{base}/v1/portfolio")).await.unwrap().0, 200);
+        stop.send(true).unwrap();
+        server.await.unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -60,28 +60,44 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
             }
             continue;
         }
-        if let Some(loans) = loans.as_mut() {
-            // A payment for a loan disbursed a moment ago finds it.
-            loans.catch_up().await?;
+        // Decode and route; a batch that names a loan the index does not know is routed
+        // again after the index caught up (a payment for a loan disbursed a moment ago).
+        let decoded: Vec<std::result::Result<ledger_core::Input, String>> =
+            batch.messages.iter().map(|m| decode_input(kind, m.payload().unwrap_or_default())).collect();
+        let route = |loans: Option<&LoanIndex>| -> Vec<Option<String>> {
+            decoded
+                .iter()
+                .map(|input| {
+                    let input = input.as_ref().ok()?;
+                    Some(match loans {
+                        Some(loans) => handler.book_key(input, loans),
+                        None => handler.book_key(input, &NoLoans),
+                    })
+                })
+                .collect()
+        };
+        let mut keys = route(loans.as_ref());
+        if let Some(index) = loans.as_mut() {
+            if index.missed() {
+                index.catch_up().await?;
+                keys = route(loans.as_ref());
+            }
         }
         let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(batch.messages.len());
-        for message in &batch.messages {
+        for ((message, input), key) in batch.messages.iter().zip(&decoded).zip(&keys) {
             let (partition, offset) = (message.partition(), message.offset());
             let payload = message.payload().unwrap_or_default();
-            match decode_input(kind, payload) {
-                Err(reason) => {
-                    ledger_kafka::dead_letter(&producer, topic, partition, offset, message.key(), message.payload(), &reason).await?;
+            match (input, key) {
+                (Err(reason), _) => {
+                    ledger_kafka::dead_letter(&producer, topic, partition, offset, message.key(), message.payload(), reason).await?;
                 }
-                Ok(input) => {
-                    let key = match loans.as_ref() {
-                        Some(loans) => handler.book_key(&input, loans),
-                        None => handler.book_key(&input, &NoLoans),
-                    };
+                (Ok(_), key) => {
+                    let key = key.as_deref().unwrap_or_default();
                     let command = pb::BookCommand {
                         origin: source(topic, partition, offset),
                         command: Some(pb::book_command::Command::Input(payload.to_vec())),
                     };
-                    in_flight.push(send_command(&producer, &key, partition_for_key(key.as_bytes(), books), &ledger_proto::encode(&command))?);
+                    in_flight.push(send_command(&producer, key, partition_for_key(key.as_bytes(), books), &ledger_proto::encode(&command))?);
                 }
             }
             next.insert(partition, offset + 1);

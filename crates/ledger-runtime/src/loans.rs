@@ -3,6 +3,7 @@
 //! and write-offs, which are keyed by loan id, route them to the borrower's book with
 //! it.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct LoanIndex {
     probe: OffsetProbe,
     borrowers: HashMap<String, String>,
     positions: BTreeMap<i32, i64>,
+    /// Whether a lookup found no loan since the last catch-up.
+    missed: Cell<bool>,
 }
 
 impl LoanIndex {
@@ -34,11 +37,25 @@ impl LoanIndex {
             tpl.add_partition_offset(topics::EVENTS, *p, Offset::Beginning)?;
         }
         consumer.assign(&tpl)?;
-        Ok(LoanIndex { consumer, probe, borrowers: HashMap::new(), positions: partitions.iter().map(|p| (*p, 0)).collect() })
+        Ok(LoanIndex {
+            consumer,
+            probe,
+            borrowers: HashMap::new(),
+            positions: partitions.iter().map(|p| (*p, 0)).collect(),
+            missed: Cell::new(false),
+        })
+    }
+
+    /// Whether a lookup found no loan since the last catch-up: a loan disbursed a
+    /// moment ago may be on loan.events already (a known loan's borrower never changes,
+    /// so only a miss needs a catch-up).
+    pub fn missed(&self) -> bool {
+        self.missed.get()
     }
 
     /// Reads every disbursement loan.events holds now.
     pub async fn catch_up(&mut self) -> Result<()> {
+        self.missed.set(false);
         let probe = &self.probe;
         let ends = tokio::task::block_in_place(|| probe.end_offsets(topics::EVENTS))?;
         while ends.iter().any(|(p, end)| self.positions.get(p).copied().unwrap_or(0) < *end) {
@@ -68,6 +85,10 @@ impl LoanIndex {
 
 impl LoanDirectory for LoanIndex {
     fn borrower_of(&self, loan_id: &str) -> Option<&str> {
-        self.borrowers.get(loan_id).map(String::as_str)
+        let found = self.borrowers.get(loan_id).map(String::as_str);
+        if found.is_none() {
+            self.missed.set(true);
+        }
+        found
     }
 }

@@ -3,6 +3,7 @@
 //! produced.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledger_kafka::topics;
@@ -81,15 +82,53 @@ impl Projection {
     }
 }
 
-/// Runs the projector until `shutdown` turns true.
-pub async fn run_projector(ctx: Context, tree: StoreTree, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Whether the read models may be served: not before the projector has read
+/// loan.events to its end once since it started (until then its rows may be older than
+/// the log, or a part of it). `None` when ready, else why not.
+#[derive(Clone)]
+pub struct Readiness(Arc<Mutex<Option<String>>>);
+
+impl Default for Readiness {
+    fn default() -> Readiness {
+        Readiness(Arc::new(Mutex::new(Some("the read models are being rebuilt from loan.events; ask again shortly".into()))))
+    }
+}
+
+impl Readiness {
+    /// Why the read models cannot be served now; `None` when they can.
+    pub fn not_ready(&self) -> Option<String> {
+        self.0.lock().expect("readiness lock").clone()
+    }
+
+    pub(crate) fn set(&self, why: Option<String>) {
+        *self.0.lock().expect("readiness lock") = why;
+    }
+}
+
+/// Runs the projector until `shutdown` turns true, marking `ready` once it has caught
+/// up with loan.events.
+pub async fn run_projector(ctx: Context, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let mut projection = Projection::new(&ctx, tree, &events_group(NAME))?;
+    let ends = projection.follower().end_offsets()?;
+    let total: i64 = ends.values().sum();
     tracing::info!(service = NAME, "started");
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if projection.step().await? == 0 {
+        let applied = projection.step().await?;
+        if ready.not_ready().is_some() {
+            let read: i64 = projection.follower().positions().values().sum();
+            if applied == 0 {
+                tracing::info!(service = NAME, facts = read, "caught up with loan.events: serving");
+                ready.set(None);
+            } else {
+                ready.set(Some(format!(
+                    "the read models are being rebuilt from loan.events ({read} of {total} records read); ask again shortly"
+                )));
+            }
+        }
+        if applied == 0 {
             tokio::select! {
                 _ = shutdown.changed() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}

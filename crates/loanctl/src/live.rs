@@ -52,14 +52,15 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
     for name in names {
         if *name == projection::NAME {
             let tree = store.tree(projection::NAME)?;
+            let ready = projection::Readiness::default();
             if let Some(addr) = http_addr {
                 let listener = http::bind(addr).await.with_context(|| format!("binding {addr}"))?;
                 eprintln!("loanctl: HTTP API on http://{} (GET /v1/export, /v1/portfolio, /v1/loans/ID, ...)", listener.local_addr()?);
-                let (tree, stopped) = (tree.clone(), stopped.clone());
-                tasks.spawn(async move { Ok(http::serve(listener, tree, stopped).await?) });
+                let (tree, ready, stopped) = (tree.clone(), ready.clone(), stopped.clone());
+                tasks.spawn(async move { Ok(http::serve(listener, tree, ready, stopped).await?) });
             }
             let (ctx, stopped) = (ctx.clone(), stopped.clone());
-            tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, stopped).await?) });
+            tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, ready, stopped).await?) });
         } else if *name == books::NAME {
             // The one writer per book, with every service that decides an input.
             let deciders = ledger_runtime::handlers().into_iter().filter(|h| h.decides().is_some()).collect();
@@ -269,7 +270,7 @@ pub async fn bench_live(
         bail!("loan.events already holds facts on {}: bench-live needs a broker with no ledger on it", ctx.kafka.brokers);
     }
     // The broker's ceiling first, on a topic of its own.
-    let topic = "ledger.bench.ceiling";
+    let topic = CEILING_TOPIC;
     ledger_kafka::create_topics(&ctx.kafka, &[(topic, 3)]).await?;
     let producer = ctx.kafka.producer()?;
     let payload = [7u8; 100];
@@ -375,6 +376,9 @@ pub async fn bench_live(
     Ok(())
 }
 
+/// The topic bench-live measures the broker's ceiling on.
+const CEILING_TOPIC: &str = "ledger.bench.ceiling";
+
 /// "p50 X ms, p99 Y ms, max Z ms" of some latencies.
 fn percentiles(latencies: &[Duration]) -> String {
     let mut sorted = latencies.to_vec();
@@ -387,7 +391,9 @@ fn percentiles(latencies: &[Duration]) -> String {
 /// Publishes `messages` (key, payload, id) to `input`, paced at `rate` per second or
 /// all at once, and waits until `output` holds an answer for every id (`answer_id`
 /// reads the id an output message answers). Returns the seconds from the first send to
-/// the last answer, and each message's latency from its send to its answer.
+/// the last answer, and each message's latency from its send to its answer. An
+/// answer's time is its record's CreateTime (the moment the ledger produced it, same
+/// machine's clock), so that this reader's own delays are not counted.
 async fn round_trip(
     ctx: &Context,
     input: &str,
@@ -397,11 +403,13 @@ async fn round_trip(
     answer_id: impl Fn(&[u8]) -> Option<String>,
 ) -> anyhow::Result<(f64, Vec<Duration>)> {
     use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+    use ledger_kafka::rdkafka::message::BorrowedMessage;
     use ledger_kafka::rdkafka::producer::FutureRecord;
     use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
     use std::collections::HashMap;
-    use std::time::Instant;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+    let now_ms = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let probe = ledger_kafka::OffsetProbe::new(&ctx.kafka)?;
     let consumer: StreamConsumer = ctx.kafka.consumer(&format!("ledger-bench-answers-{}", std::process::id()))?;
     let mut tpl = TopicPartitionList::new();
@@ -410,11 +418,20 @@ async fn round_trip(
     }
     consumer.assign(&tpl)?;
     let producer = ctx.kafka.producer()?;
-    let mut sent: HashMap<String, Instant> = HashMap::with_capacity(messages.len());
-    let mut answered: HashMap<String, Instant> = HashMap::with_capacity(messages.len());
+    // A new idempotent producer first waits for its producer id: not the ledger's time.
+    let warm_up: FutureRecord<'_, str, [u8]> = FutureRecord::to(CEILING_TOPIC).key("warm-up").payload(&[0u8][..]);
+    producer.send(warm_up, Duration::from_secs(30)).await.map_err(|(e, _)| e)?;
+    // Milliseconds since the epoch: when each id was sent, and when its answer was made.
+    let mut sent: HashMap<String, i64> = HashMap::with_capacity(messages.len());
+    let mut answered: HashMap<String, i64> = HashMap::with_capacity(messages.len());
+    let note = |m: &BorrowedMessage<'_>, sent: &HashMap<String, i64>, answered: &mut HashMap<String, i64>| {
+        if let Some(answer) = m.payload().and_then(&answer_id).filter(|a| sent.contains_key(a)) {
+            answered.entry(answer).or_insert_with(|| m.timestamp().to_millis().unwrap_or_else(now_ms));
+        }
+    };
     let started = Instant::now();
+    let first_sent = now_ms();
     let mut in_flight = Vec::new();
-    let mut last_answer = started;
     for (i, (key, payload, id)) in messages.iter().enumerate() {
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
@@ -422,14 +439,11 @@ async fn round_trip(
             while Instant::now() < due {
                 let wait = due.saturating_duration_since(Instant::now());
                 if let Ok(Ok(m)) = tokio::time::timeout(wait, consumer.recv()).await {
-                    if let Some(answer) = m.payload().and_then(&answer_id).filter(|a| sent.contains_key(a)) {
-                        answered.entry(answer).or_insert_with(Instant::now);
-                        last_answer = Instant::now();
-                    }
+                    note(&m, &sent, &mut answered);
                 }
             }
         }
-        sent.insert(id.clone(), Instant::now());
+        sent.insert(id.clone(), now_ms());
         loop {
             let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(input).key(key.as_str()).payload(payload.as_slice());
             match producer.send_result(record) {
@@ -451,11 +465,18 @@ async fn round_trip(
         let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .with_context(|| format!("waiting for answers on {output}: {} of {} answered", answered.len(), sent.len()))??;
-        if let Some(answer) = m.payload().and_then(&answer_id).filter(|a| sent.contains_key(a)) {
-            answered.entry(answer).or_insert_with(Instant::now);
-            last_answer = Instant::now();
+        note(&m, &sent, &mut answered);
+    }
+    // In send order.
+    let latencies: Vec<Duration> = messages
+        .iter()
+        .filter_map(|(_, _, id)| Some(Duration::from_millis((answered.get(id)? - sent.get(id)?).max(0) as u64)))
+        .collect();
+    if std::env::var_os("LOANCTL_BENCH_TRACE").is_some() {
+        for (second, chunk) in latencies.chunks(latencies.len().div_ceil(10).max(1)).enumerate() {
+            eprintln!("bench trace {output} tenth {second}: {}", percentiles(chunk));
         }
     }
-    let latencies = sent.iter().filter_map(|(id, at)| answered.get(id).map(|done| done.saturating_duration_since(*at))).collect();
-    Ok(((last_answer - started).as_secs_f64(), latencies))
+    let last = answered.values().copied().max().unwrap_or(first_sent);
+    Ok(((last - first_sent).max(1) as f64 / 1000.0, latencies))
 }
