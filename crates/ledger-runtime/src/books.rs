@@ -33,9 +33,9 @@ use std::time::Instant;
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Date, Decision, Fact, Outcome};
+use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::message::OwnedMessage;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::topics;
 use ledger_proto::pb;
@@ -43,7 +43,7 @@ use tokio::sync::watch;
 
 use crate::follower::Follower;
 use crate::group::{self, DEFAULT_BOUNDS};
-use crate::service::{await_all, decode_input};
+use crate::service::decode_input;
 use crate::{input_topic, source, Context, Result, RuntimeError};
 
 /// The book writer's name (`loanctl run books`).
@@ -84,7 +84,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
     let producer = kafka.producer()?;
     let view = Follower::new(&kafka, "ledger-books-view", ctx.config.clone(), false)?;
     let consumer = group::join(&kafka, GROUP, topics::COMMANDS)?;
-    let mut writer = Writer { producer, deciders, view, decided: BTreeMap::new(), own: BTreeSet::new() };
+    let mut writer = Writer { producer, deciders, view, decided: BTreeMap::new(), own: BTreeSet::new(), own_end: BTreeMap::new() };
     writer.read_view().await?;
     tracing::info!(service = NAME, "started");
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -124,6 +124,8 @@ struct Writer {
     decided: BTreeMap<i32, Decided>,
     /// The books this writer owns now.
     own: BTreeSet<i32>,
+    /// Per own book, the offset after the last fact this writer appended to it.
+    own_end: BTreeMap<i32, i64>,
 }
 
 impl Writer {
@@ -149,6 +151,12 @@ impl Writer {
         // Past this writer's own facts first (applied when written), then the books it
         // gained from their previous owners, as any other book.
         self.read_view().await?;
+        for (partition, next) in &self.own_end {
+            if !owned.contains(partition) {
+                self.view.skip_own_to(*partition, *next);
+            }
+        }
+        self.own_end.retain(|p, _| owned.contains(p));
         self.view.set_own(owned.intersection(&self.own).copied().collect())?;
         self.read_view().await?;
         tracing::info!(service = NAME, books = ?owned, "writing these books");
@@ -166,7 +174,15 @@ impl Writer {
                 self.decide_one(message, &mut in_flight).await?;
             }
         }
-        await_all(&mut in_flight).await
+        for delivery in in_flight {
+            let delivered = delivery
+                .await
+                .map_err(|_| RuntimeError::Refused("delivery cancelled: the producer was dropped".into()))?
+                .map_err(|(e, _)| e)?;
+            let end = self.own_end.entry(delivered.partition).or_insert(0);
+            *end = (*end).max(delivered.offset + 1);
+        }
+        Ok(())
     }
 
     async fn decide_one(&mut self, message: &OwnedMessage, in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {

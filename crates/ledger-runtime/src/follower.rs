@@ -132,6 +132,22 @@ impl Follower {
         Ok(())
     }
 
+    /// Before an own partition is given up: its next offset is `next` (past the caller's
+    /// own facts, which are applied already), so that it is not read again. Reading it
+    /// again would be correct (the fold counts the copies as duplicates), only slower;
+    /// so a seek the client refuses is no error.
+    pub fn skip_own_to(&mut self, partition: i32, next: i64) {
+        if !self.own.contains(&partition) {
+            return;
+        }
+        match self.consumer.seek(topics::EVENTS, partition, Offset::Offset(next), Duration::from_secs(5)) {
+            Ok(()) => {
+                self.positions.insert(partition, next);
+            }
+            Err(error) => tracing::debug!(partition, %error, "could not skip past own facts; they are read again"),
+        }
+    }
+
     /// Applies a fact the caller is appending to one of its own partitions.
     pub fn apply_own(&mut self, partition: i32, fact: &Fact) -> Outcome {
         self.ledger.apply(partition as u32, fact, &mut Discard)
