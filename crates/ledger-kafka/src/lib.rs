@@ -15,6 +15,7 @@ mod dlq;
 mod error;
 mod mock;
 mod partition;
+mod produce;
 pub mod topics;
 
 pub use admin::{
@@ -33,6 +34,7 @@ pub use dlq::{
 pub use error::{KafkaError, Result};
 pub use mock::MockBroker;
 pub use partition::{murmur2, partition_for_key};
+pub use produce::enqueue;
 
 /// The rdkafka version this crate builds against, re-exported so that callers
 /// name message and consumer types (`Message`, `Consumer`, `StreamConsumer`)

@@ -35,7 +35,7 @@ use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Date, Decision, Fact, Outcome};
 use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::message::OwnedMessage;
-use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::topics;
 use ledger_proto::pb;
@@ -265,19 +265,8 @@ impl Writer {
         };
         self.decided.entry(partition).or_default().note(origin);
         let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
-        loop {
-            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topics::EVENTS).partition(partition).key(key).payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    in_flight.push(delivery);
-                    return Ok(());
-                }
-                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        in_flight.push(ledger_kafka::enqueue(&self.producer, topics::EVENTS, Some(partition), key, &payload)?);
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ledger_core::handler::InputKind;
 use ledger_core::{scenario, Input};
 use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
-use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
 use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{encode, IntoProto};
@@ -155,17 +155,7 @@ impl Run {
     }
 
     fn send(&mut self, producer: &FutureProducer, lane: (InputKind, String), names: Vec<String>, key: &str, payload: &[u8]) -> Result<()> {
-        let topic = input_topic(lane.0);
-        let delivery = loop {
-            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).payload(payload);
-            match producer.send_result(record) {
-                Ok(delivery) => break delivery,
-                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        };
+        let delivery = ledger_kafka::enqueue(producer, input_topic(lane.0), None, key, payload)?;
         self.in_flight.push((lane.0, delivery));
         for name in names {
             self.named.insert(name, lane.clone());

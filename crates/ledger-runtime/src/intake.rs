@@ -13,10 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ledger_core::handler::{Handler, NoLoans};
-use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::{partition_for_key, topics, OffsetProbe};
 use ledger_proto::pb;
@@ -111,16 +111,7 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
     Ok(())
 }
 
-/// Queues one command for book `partition`; waits while the producer's queue is full.
+/// Queues one command for book `partition`.
 pub fn send_command(producer: &FutureProducer, key: &str, partition: i32, payload: &[u8]) -> Result<DeliveryFuture> {
-    loop {
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topics::COMMANDS).partition(partition).key(key).payload(payload);
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
+    Ok(ledger_kafka::enqueue(producer, topics::COMMANDS, Some(partition), key, payload)?)
 }

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Input, Ledger, Outcome};
 use ledger_kafka::rdkafka::consumer::Consumer;
-use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{pb, FromProto, IntoProto, Output};
@@ -103,21 +103,9 @@ fn output_topic(out: &Output) -> &'static str {
     }
 }
 
-/// Queues one output message; retries while the producer's queue is full.
+/// Queues one output message on its topic, keyed as it says.
 pub(crate) fn send_output(producer: &FutureProducer, out: &Output) -> Result<DeliveryFuture> {
-    let payload = out.encode();
-    let topic = output_topic(out);
-    loop {
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(out.key()).payload(payload.as_slice());
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
-                // The producer's own thread drains the queue; wait a moment for room.
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
+    Ok(ledger_kafka::enqueue(producer, output_topic(out), None, out.key(), &out.encode())?)
 }
 
 pub(crate) async fn await_all(in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {

@@ -444,19 +444,7 @@ async fn round_trip(
             }
         }
         sent.insert(id.clone(), now_ms());
-        loop {
-            let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(input).key(key.as_str()).payload(payload.as_slice());
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    in_flight.push(delivery);
-                    break;
-                }
-                Err((ledger_kafka::rdkafka::error::KafkaError::MessageProduction(ledger_kafka::rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        in_flight.push(ledger_kafka::enqueue(&producer, input, None, key, payload)?);
     }
     for d in in_flight.drain(..) {
         d.await?.map_err(|(e, _)| e)?;
