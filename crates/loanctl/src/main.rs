@@ -80,15 +80,15 @@ enum Command {
         #[arg(long)]
         http: Option<SocketAddr>,
     },
-    /// Open the first business date (appends Opened to every partition of loan.events).
+    /// Open the first business date (every book's writer appends Opened).
     Open {
         #[command(flatten)]
         broker: BrokerArgs,
         #[arg(long)]
         date: String,
     },
-    /// Close the open business date (appends DayClosed to every partition of
-    /// loan.events); refuses a gap or a repeated day.
+    /// Close the open business date (every book's writer appends DayClosed, in its place
+    /// among the book's inputs); refuses a gap or a repeated day.
     CloseDay {
         #[command(flatten)]
         broker: BrokerArgs,

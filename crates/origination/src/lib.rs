@@ -1,6 +1,7 @@
-//! Origination: reads loan.applications and decides each application against the view
-//! of loan.events (score, blacklist, overdue, limits, orders financed) into an
-//! ApplicationDecided fact, which disburses an approved loan at once.
+//! Origination: its intake routes loan.applications to the borrowers' books, and the
+//! book writer calls it to decide each application against the book (score, blacklist,
+//! overdue, limits, orders financed) into an ApplicationDecided fact, which disburses an
+//! approved loan at once.
 
 use ledger_core::handler::{Handler, InputKind};
 
