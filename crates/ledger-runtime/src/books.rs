@@ -29,7 +29,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Date, Decision, Fact, Outcome};
@@ -51,22 +50,26 @@ pub const NAME: &str = "books";
 /// Its consumer group on ledger.commands.
 pub const GROUP: &str = "ledger-books";
 
-/// Which inputs a book has decided: input partition (topic, partition) -> the highest
-/// offset that became a fact of the book.
+/// Which inputs a book has decided: input topic -> partition -> the highest offset that
+/// became a fact of the book. Looked up once per command, without allocating.
 #[derive(Default)]
-struct Decided(HashMap<(String, i32), i64>);
+struct Decided(HashMap<String, HashMap<i32, i64>>);
 
 impl Decided {
     /// Notes the source of a fact of this book.
     fn note(&mut self, source: &str) {
         if let Some((topic, partition, offset)) = parse_origin(source) {
-            let highest = self.0.entry((topic.to_string(), partition)).or_insert(offset);
+            let partitions = match self.0.get_mut(topic) {
+                Some(partitions) => partitions,
+                None => self.0.entry(topic.to_string()).or_default(),
+            };
+            let highest = partitions.entry(partition).or_insert(offset);
             *highest = (*highest).max(offset);
         }
     }
 
     fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.0.get(&(topic.to_string(), partition)).is_some_and(|highest| offset <= *highest)
+        self.0.get(topic).and_then(|p| p.get(&partition)).is_some_and(|highest| offset <= *highest)
     }
 }
 
@@ -87,8 +90,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
     let mut writer = Writer { producer, deciders, view, decided: BTreeMap::new(), own: BTreeSet::new(), own_end: BTreeMap::new() };
     writer.read_view().await?;
     tracing::info!(service = NAME, "started");
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut committed_at = Instant::now();
+    let mut positions = group::Positions::new(topics::COMMANDS);
     while !*shutdown.borrow() {
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
@@ -96,20 +98,17 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
         };
         writer.take_over(consumer.context().owned()).await?;
         if batch.messages.is_empty() {
-            if committed_at.elapsed() >= crate::follower::HINT_REFRESH {
+            if positions.refresh(&consumer)? {
                 writer.read_view().await?;
-                group::commit(&consumer, topics::COMMANDS, &mut next)?;
-                committed_at = Instant::now();
             }
             continue;
         }
         writer.read_view().await?;
         writer.decide_batch(&batch.messages).await?;
         for message in &batch.messages {
-            next.insert(message.partition(), message.offset() + 1);
+            positions.handled(message.partition(), message.offset());
         }
-        group::commit(&consumer, topics::COMMANDS, &mut next)?;
-        committed_at = Instant::now();
+        positions.commit(&consumer)?;
     }
     tracing::info!(service = NAME, "stopped");
     Ok(())

@@ -217,12 +217,48 @@ pub async fn receive(consumer: &GroupConsumer, bounds: Bounds) -> Batch {
     Batch { messages, epoch }
 }
 
+/// What a member handled, per partition, and when it last committed it.
+pub struct Positions {
+    topic: String,
+    next: BTreeMap<i32, i64>,
+    committed_at: Instant,
+}
+
+impl Positions {
+    pub fn new(topic: &str) -> Positions {
+        Positions { topic: topic.to_string(), next: BTreeMap::new(), committed_at: Instant::now() }
+    }
+
+    /// Notes that the message at `offset` of `partition` was handled.
+    pub fn handled(&mut self, partition: i32, offset: i64) {
+        self.next.insert(partition, offset + 1);
+    }
+
+    /// Commits what was handled (after a batch's outputs were acknowledged).
+    pub fn commit(&mut self, consumer: &GroupConsumer) -> Result<()> {
+        commit(consumer, &self.topic, &mut self.next)?;
+        self.committed_at = Instant::now();
+        Ok(())
+    }
+
+    /// When idle, commits again once [`crate::follower::HINT_REFRESH`] has passed: an
+    /// asynchronous commit refused during a broker restart is not retried, and `feed`
+    /// waits on these positions. Returns whether it committed.
+    pub fn refresh(&mut self, consumer: &GroupConsumer) -> Result<bool> {
+        if self.committed_at.elapsed() < crate::follower::HINT_REFRESH {
+            return Ok(false);
+        }
+        self.commit(consumer)?;
+        Ok(true)
+    }
+}
+
 /// Commits the next offsets of what a member handled, asynchronously. A refused commit
 /// (a rebalance under way, a broker restarting) is no error: whoever owns the
 /// partition next reads those messages again, and every reader makes that harmless.
 /// Positions of partitions the member no longer owns are forgotten first (committing
 /// them would move the new owner's position back).
-pub fn commit(consumer: &GroupConsumer, topic: &str, next: &mut BTreeMap<i32, i64>) -> Result<()> {
+fn commit(consumer: &GroupConsumer, topic: &str, next: &mut BTreeMap<i32, i64>) -> Result<()> {
     let owned = consumer.context().owned();
     next.retain(|p, _| owned.contains(p));
     if next.is_empty() {

@@ -11,9 +11,7 @@
 //! A crash before the commit forwards the batch again; the book writer knows each
 //! command by its origin and decides it once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ledger_core::handler::{Handler, NoLoans};
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
@@ -44,20 +42,14 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
     let mut loans = if handler.routes_by_loan() { Some(LoanIndex::new(&kafka)?) } else { None };
     let consumer = group::join(&kafka, &input_group(name), topic)?;
     tracing::info!(service = name, topic, "intake started");
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut committed_at = Instant::now();
+    let mut positions = group::Positions::new(topic);
     while !*shutdown.borrow() {
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
             batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
         };
         if batch.messages.is_empty() {
-            // Commit again now and then: an asynchronous commit refused during a
-            // broker restart is not retried, and `feed` waits on these positions.
-            if committed_at.elapsed() >= crate::follower::HINT_REFRESH {
-                group::commit(&consumer, topic, &mut next)?;
-                committed_at = Instant::now();
-            }
+            positions.refresh(&consumer)?;
             continue;
         }
         // Decode and route; a batch that names a loan the index does not know is routed
@@ -100,11 +92,10 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
                     in_flight.push(send_command(&producer, key, partition_for_key(key.as_bytes(), books), &ledger_proto::encode(&command))?);
                 }
             }
-            next.insert(partition, offset + 1);
+            positions.handled(partition, offset);
         }
         await_all(&mut in_flight).await?;
-        group::commit(&consumer, topic, &mut next)?;
-        committed_at = Instant::now();
+        positions.commit(&consumer)?;
         tracing::debug!(service = name, inputs = batch.messages.len(), "forwarded");
     }
     tracing::info!(service = name, "intake stopped");

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Input, Ledger, Outcome};
@@ -37,8 +36,7 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
     let consumer = group::join_rewinding(&kafka, &events_group(name), topics::EVENTS)?;
     // One fold per partition: a book needs nothing of the others.
     let mut books: BTreeMap<i32, Ledger> = BTreeMap::new();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut committed_at = Instant::now();
+    let mut positions = group::Positions::new(topics::EVENTS);
     tracing::info!(service = name, "publisher started");
     while !*shutdown.borrow() {
         let batch = tokio::select! {
@@ -64,7 +62,7 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
                 )));
             }
             membership.note_fold(partition, offset + 1);
-            next.insert(partition, offset + 1);
+            positions.handled(partition, offset);
             if offset < published.get(&partition).copied().unwrap_or(0) {
                 continue; // published before
             }
@@ -80,11 +78,10 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
             }
         }
         await_all(&mut in_flight).await?;
-        if !batch.messages.is_empty() || committed_at.elapsed() >= crate::follower::HINT_REFRESH {
-            // Also now and then when idle: a commit refused during a broker restart is
-            // not retried, and `feed` waits on these positions.
-            group::commit(&consumer, topics::EVENTS, &mut next)?;
-            committed_at = Instant::now();
+        if batch.messages.is_empty() {
+            positions.refresh(&consumer)?;
+        } else {
+            positions.commit(&consumer)?;
         }
     }
     tracing::info!(service = name, "publisher stopped");
