@@ -10,6 +10,7 @@ mod restart;
 mod scale;
 mod security;
 mod topic_settings;
+mod uniqueness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

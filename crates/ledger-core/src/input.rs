@@ -88,6 +88,26 @@ impl Input {
         Fingerprint::of(self)
     }
 
+    /// The ids SPEC section 9 makes unique across the whole ledger that this input
+    /// claims, each prefixed by its kind ("application:", "order:", "payment:",
+    /// "action:", "update:"): its idempotency key and, for an application, the order
+    /// ids it would finance. Two inputs that share one of these must be decided one
+    /// after the other even when they belong to two books (the runtime's id sequencer
+    /// sees to it).
+    pub fn unique_ids(&self) -> Vec<String> {
+        match self {
+            Input::Open { .. } | Input::CloseDay { .. } => Vec::new(),
+            Input::Application(a) => {
+                let mut ids = vec![self.key()];
+                if a.product == Product::Order {
+                    ids.extend(a.orders.iter().map(|o| format!("order:{}", o.order_id)));
+                }
+                ids
+            }
+            Input::Repayment(_) | Input::Collections(_) | Input::MerchantUpdate(_) => vec![self.key()],
+        }
+    }
+
     /// The idempotency key of the input, if it has one of its own.
     pub fn key(&self) -> String {
         match self {

@@ -13,6 +13,11 @@ pub const EVENTS: &str = "loan.events";
 /// The book writer's queue (internal): every input, routed to its book's partition
 /// by the intake service of its topic, and each book's day close.
 pub const COMMANDS: &str = "ledger.commands";
+/// The id sequencer's queue (internal, one partition): every input, as a command for
+/// its book with the ledger-wide ids it claims, in one order for the whole ledger.
+/// The sequencer forwards each to its book's partition of ledger.commands, holding
+/// back an input that shares an id with one another book has not decided yet.
+pub const CLAIMS: &str = "ledger.claims";
 /// Daily interest and penalty postings (output of accrual).
 pub const ACCRUALS: &str = "loan.accruals";
 /// Overdue, bucket and cure notices (output of collections); risk warnings and recalls
@@ -22,13 +27,14 @@ pub const OVERDUE: &str = "loan.overdue";
 pub const RECEIPTS: &str = "loan.receipts";
 
 /// Every topic above, in a fixed order.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     APPLICATIONS,
     REPAYMENTS,
     ACTIONS,
     MERCHANT_UPDATES,
     EVENTS,
     COMMANDS,
+    CLAIMS,
     ACCRUALS,
     OVERDUE,
     RECEIPTS,
@@ -39,6 +45,18 @@ pub const ALL: [&str; 9] = [
 /// number (co-partitioning, as Kafka Streams requires of joined topics).
 /// ledger.commands is co-partitioned too: its partition k is book k's queue.
 pub const CO_PARTITIONED: [&str; 5] = [EVENTS, COMMANDS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
+
+/// How many partitions the ledger creates `topic` with when the ledger has
+/// `partitions` books: ledger.claims always has one (one order of every claim on a
+/// ledger-wide id, read by one sequencer at a time); every other topic has one per
+/// book.
+pub fn partitions_of(topic: &str, partitions: i32) -> i32 {
+    if topic == CLAIMS {
+        1
+    } else {
+        partitions
+    }
+}
 
 /// Suffix of a dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";

@@ -10,7 +10,8 @@
 //! (an application before its loan's repayments, inputs that share an id). `open` and
 //! `close_day` close the run and go to every book as commands (as `loanctl open` and
 //! `loanctl close-day` do). A run is processed when every intake has committed past
-//! its inputs and the book writers past every command queued by then. At the end it
+//! its inputs, the id sequencer past every claim and the book writers past every
+//! command queued by then. At the end it
 //! waits until every reader of loan.events has reached the end of the log.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,16 +19,14 @@ use std::time::{Duration, Instant};
 
 use ledger_core::handler::InputKind;
 use ledger_core::{scenario, Input};
-use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use ledger_kafka::rdkafka::consumer::StreamConsumer;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
-use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
 use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{encode, IntoProto};
 
 use crate::follower::Follower;
-use crate::{books, control, event_readers, events_group, input_group, input_topic, Context, Result, RuntimeError};
+use crate::{books, claims, control, event_readers, events_group, group, input_group, input_topic, Context, Result, RuntimeError};
 
-const POLL: Duration = Duration::from_millis(3);
 /// The most inputs sent in one run.
 const RUN_MAX: usize = 5_000;
 
@@ -61,6 +60,7 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
             watchers.insert(kind, kafka.consumer(&input_group(handler.name()))?);
         }
     }
+    let claims_watcher = kafka.consumer(claims::GROUP)?;
     let books_watcher = kafka.consumer(books::GROUP)?;
     let mut report = FeedReport { inputs: inputs.len(), ..FeedReport::default() };
     let total = inputs.len();
@@ -68,7 +68,7 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     for (done, (line, input)) in inputs.into_iter().enumerate() {
         let at_line = |e: RuntimeError| RuntimeError::Refused(format!("line {line}: {}", crate::error_chain(&e)));
         let Some((kind, key, payload)) = publishable(&input) else {
-            run.finish(&watchers, &books_watcher, &probe, wait).await.map_err(at_line)?;
+            run.finish(&watchers, &claims_watcher, &books_watcher, &probe, wait).await.map_err(at_line)?;
             progress(done, total);
             match &input {
                 Input::Open { date } => control::open(&mut control_view, &producer, *date, wait).await.map_err(at_line)?,
@@ -83,13 +83,13 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
         let lane = (kind, key.clone());
         let names = run.names_of(&input);
         if run.len() >= RUN_MAX || run.depends(&lane, &names) {
-            run.finish(&watchers, &books_watcher, &probe, wait).await.map_err(at_line)?;
+            run.finish(&watchers, &claims_watcher, &books_watcher, &probe, wait).await.map_err(at_line)?;
             progress(done, total);
         }
         run.send(&producer, lane, names, &key, &payload).map_err(at_line)?;
         report.published += 1;
     }
-    run.finish(&watchers, &books_watcher, &probe, wait).await?;
+    run.finish(&watchers, &claims_watcher, &books_watcher, &probe, wait).await?;
     progress(total, total);
     wait_for_readers(ctx, &control_view, wait).await?;
     report.seconds = started.elapsed().as_secs_f64();
@@ -164,10 +164,12 @@ impl Run {
     }
 
     /// Waits until every input of the run is decided: acknowledged by the broker,
-    /// forwarded by its intake, and every command queued by then decided.
+    /// forwarded by its intake and by the id sequencer, and every command queued by
+    /// then decided.
     async fn finish(
         &mut self,
         watchers: &BTreeMap<InputKind, StreamConsumer>,
+        claims_watcher: &StreamConsumer,
         books_watcher: &StreamConsumer,
         probe: &OffsetProbe,
         wait: Duration,
@@ -188,6 +190,13 @@ impl Run {
         self.named.clear();
         for ((kind, partition), next) in &reached {
             wait_committed(&watchers[kind], input_topic(*kind), *partition, *next, wait).await?;
+        }
+        // Then the id sequencer past every claim queued by then, then the book writers.
+        let claimed = tokio::task::block_in_place(|| probe.end_offsets(topics::CLAIMS))?;
+        for (partition, end) in claimed {
+            if end > 0 {
+                wait_committed(claims_watcher, topics::CLAIMS, partition, end, wait).await?;
+            }
         }
         let ends = tokio::task::block_in_place(|| probe.end_offsets(topics::COMMANDS))?;
         for (partition, end) in ends {
@@ -216,28 +225,10 @@ fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
 }
 
 /// Waits until `watcher`'s group has committed `topic`/`partition` at `at_least`.
-async fn wait_committed(watcher: &StreamConsumer, topic: &str, partition: i32, at_least: i64, wait: Duration) -> Result<()> {
+pub(crate) async fn wait_committed(watcher: &StreamConsumer, topic: &str, partition: i32, at_least: i64, wait: Duration) -> Result<()> {
     let deadline = Instant::now() + wait;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
     loop {
-        let committed = match tokio::task::block_in_place(|| watcher.committed_offsets(tpl.clone(), Duration::from_secs(5))) {
-            Ok(committed) => committed,
-            // A new broker's group coordinator is still loading: ask again.
-            Err(e) if ledger_kafka::is_transient(&e) && Instant::now() < deadline => {
-                tracing::debug!(topic, partition, error = %e, "committed offsets answered transiently; asking again");
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let reached = committed
-            .find_partition(topic, partition)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            })
-            .unwrap_or(-1);
+        let reached = group::committed_offsets(watcher, topic, [partition], deadline).await?.get(&partition).copied().unwrap_or(-1);
         if reached >= at_least {
             return Ok(());
         }
@@ -248,7 +239,7 @@ async fn wait_committed(watcher: &StreamConsumer, topic: &str, partition: i32, a
                 wait.as_secs()
             )));
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(group::COMMITTED_POLL).await;
     }
 }
 

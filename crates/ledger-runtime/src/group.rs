@@ -273,3 +273,37 @@ fn commit(consumer: &GroupConsumer, topic: &str, next: &mut BTreeMap<i32, i64>) 
     }
     Ok(())
 }
+
+/// The offsets `watcher`'s group has committed on `partitions` of `topic` (-1 where
+/// nothing is committed). A coordinator that answers transiently (a new broker
+/// loading its groups, one restarting) is asked again until `deadline`.
+pub async fn committed_offsets(
+    watcher: &StreamConsumer,
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32>,
+    deadline: Instant,
+) -> Result<BTreeMap<i32, i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for partition in partitions {
+        tpl.add_partition(topic, partition);
+    }
+    loop {
+        match tokio::task::block_in_place(|| watcher.committed_offsets(tpl.clone(), Duration::from_secs(5))) {
+            Ok(committed) => {
+                return Ok(committed
+                    .elements()
+                    .iter()
+                    .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { -1 }))
+                    .collect())
+            }
+            Err(e) if ledger_kafka::is_transient(&e) && Instant::now() < deadline => {
+                tracing::debug!(topic, error = %e, "committed offsets answered transiently; asking again");
+                tokio::time::sleep(COMMITTED_POLL).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How often a waiter asks a group's committed offsets again.
+pub const COMMITTED_POLL: Duration = Duration::from_millis(3);

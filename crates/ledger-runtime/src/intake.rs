@@ -1,8 +1,10 @@
 //! The intake of a service's input topic: reads it as a member of the service's
 //! consumer group, dead-letters what cannot be read, and forwards every other input,
-//! byte for byte, to its book's partition of ledger.commands. The book comes from the
-//! handler ([`Handler::book_key`]): the borrower named, or for an input keyed by loan
-//! id, the loan's borrower in the loan index. An input that arrived on another
+//! byte for byte, as a command for its book with the ledger-wide ids it claims, to
+//! ledger.claims, the id sequencer's queue ([`crate::claims`]), which forwards it to
+//! its book's partition of ledger.commands. The book's key comes from the handler
+//! ([`Handler::book_key`]): the borrower named, or for an input keyed by loan id, the
+//! loan's borrower in the loan index. An input that arrived on another
 //! partition than its book's (a producer with another partitioner) is routed like any
 //! other: the partition it came on decides nothing.
 //!
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use ledger_core::handler::{Handler, NoLoans};
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
-use ledger_kafka::{partition_for_key, topics, OffsetProbe};
+use ledger_kafka::topics;
 use ledger_proto::pb;
 use tokio::sync::watch;
 
@@ -34,11 +36,6 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
     let topic = input_topic(kind);
     let kafka = ctx.kafka.with_client_id(format!("{}-{name}-intake", ctx.kafka.client_id));
     let producer = kafka.producer()?;
-    let books = i32::try_from(OffsetProbe::new(&kafka)?.topic_partitions(topics::COMMANDS)?.len())
-        .map_err(|_| RuntimeError::Refused("too many partitions".into()))?;
-    if books == 0 {
-        return Err(RuntimeError::Refused(format!("{} has no partitions: run `loanctl topics create`", topics::COMMANDS)));
-    }
     let mut loans = if handler.routes_by_loan() { Some(LoanIndex::new(&kafka)?) } else { None };
     let consumer = group::join(&kafka, &input_group(name), topic)?;
     tracing::info!(service = name, topic, "intake started");
@@ -83,13 +80,15 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
                 (Err(reason), _) => {
                     ledger_kafka::dead_letter(&producer, topic, partition, offset, message.key(), message.payload(), reason).await?;
                 }
-                (Ok(_), key) => {
+                (Ok(input), key) => {
                     let key = key.as_deref().unwrap_or_default();
                     let command = pb::BookCommand {
                         origin: source(topic, partition, offset),
                         command: Some(pb::book_command::Command::Input(payload.to_vec())),
+                        claims: input.unique_ids(),
                     };
-                    in_flight.push(send_command(&producer, key, partition_for_key(key.as_bytes(), books), &ledger_proto::encode(&command))?);
+                    let payload = ledger_proto::encode(&command);
+                    in_flight.push(ledger_kafka::enqueue(&producer, topics::CLAIMS, Some(0), key, &payload)?);
                 }
             }
             positions.handled(partition, offset);

@@ -1,11 +1,13 @@
 //! ledger-runtime: the one road the data takes,
-//! input topic -> intake -> ledger.commands -> book writer -> loan.events -> publishers
-//! and projector -> output topics and sled.
+//! input topic -> intake -> ledger.claims -> id sequencer -> ledger.commands -> book
+//! writer -> loan.events -> publishers and projector -> output topics and sled.
 //!
 //! - [`intake::run_intake`] reads a service's input topic in the service's consumer
-//!   group, dead-letters what cannot be read, and routes every input to its book's
-//!   partition of ledger.commands (through the [`loans::LoanIndex`] for inputs keyed by
-//!   loan id).
+//!   group, dead-letters what cannot be read, and queues every input on ledger.claims
+//!   for its book (found through the [`loans::LoanIndex`] for inputs keyed by loan id).
+//! - [`claims::run_sequencer`] forwards the queue to the books' partitions of
+//!   ledger.commands in one order, holding back an input that claims a ledger-wide id
+//!   another book has not decided yet.
 //! - [`books::run_books`] is the one writer per book: it decides each book's commands
 //!   in order with the services' deciders and appends the facts to loan.events.
 //! - [`follower::Follower`] folds loan.events (all partitions, or a few) into a
@@ -16,6 +18,7 @@
 //!   scenario through the input topics; [`replay`] rebuilds the read models.
 
 pub mod books;
+pub mod claims;
 pub mod control;
 pub mod feed;
 pub mod follower;
@@ -160,7 +163,7 @@ pub fn all_topics() -> Vec<String> {
 /// [`ledger_kafka::topics::settings`], then checks loan.events.
 pub async fn create_topics(kafka: &ledger_kafka::KafkaConfig, partitions: i32) -> Result<()> {
     let names = all_topics();
-    let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
+    let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), topics::partitions_of(n, partitions))).collect();
     ledger_kafka::create_topics(kafka, &list).await?;
     check_topics(kafka).await
 }
@@ -169,16 +172,28 @@ pub async fn create_topics(kafka: &ledger_kafka::KafkaConfig, partitions: i32) -
 /// must be kept forever and never compacted (an existing topic created with the
 /// broker's defaults is deleted after 7 days on Apache Kafka).
 /// Refuses, too, topics that must be co-partitioned with loan.events
-/// ([`topics::CO_PARTITIONED`]) and have another partition count.
+/// ([`topics::CO_PARTITIONED`]) and have another partition count, and a ledger.claims
+/// of more than one partition.
 pub async fn check_topics(kafka: &ledger_kafka::KafkaConfig) -> Result<()> {
     ledger_kafka::check_topic_settings(kafka, topics::EVENTS, topics::EVENTS_REQUIRED).await?;
     let probe_config = kafka.clone();
-    let counts = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, usize)>> {
+    let mut counts = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, usize)>> {
         let probe = ledger_kafka::OffsetProbe::new(&probe_config)?;
-        topics::CO_PARTITIONED.iter().map(|t| Ok((*t, probe.topic_partitions(t)?.len()))).collect()
+        let mut counts: Vec<(&'static str, usize)> =
+            topics::CO_PARTITIONED.iter().map(|t| Ok((*t, probe.topic_partitions(t)?.len()))).collect::<Result<_>>()?;
+        counts.push((topics::CLAIMS, probe.topic_partitions(topics::CLAIMS)?.len()));
+        Ok(counts)
     })
     .await
     .map_err(|e| RuntimeError::Refused(format!("checking partition counts: {e}")))??;
+    let claims = counts.pop().map_or(0, |(_, n)| n);
+    if claims != 1 {
+        return Err(RuntimeError::Refused(format!(
+            "{} has {claims} partitions: it must have exactly 1 (one order of every claim on a ledger-wide id); \
+             delete it and run `loanctl topics create`, or create it with --partitions 1",
+            topics::CLAIMS
+        )));
+    }
     let (_, events) = counts[0];
     if let Some((topic, found)) = counts.iter().find(|(_, n)| *n != events) {
         return Err(RuntimeError::Refused(format!(

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use ledger_core::{Date, ProductConfig};
 use ledger_kafka::KafkaConfig;
 use ledger_runtime::follower::Follower;
-use ledger_runtime::{books, control, feed, http, intake, projection, replay, service, Context};
+use ledger_runtime::{books, claims, control, feed, http, intake, projection, replay, service, Context};
 use ledger_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -64,8 +64,11 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
         } else if *name == books::NAME {
             // The one writer per book, with every service that decides an input.
             let deciders = ledger_runtime::handlers().into_iter().filter(|h| h.decides().is_some()).collect();
-            let (ctx, stopped) = (ctx.clone(), stopped.clone());
-            tasks.spawn(async move { Ok(books::run_books(deciders, ctx, stopped).await?) });
+            let (books_ctx, books_stopped) = (ctx.clone(), stopped.clone());
+            tasks.spawn(async move { Ok(books::run_books(deciders, books_ctx, books_stopped).await?) });
+            // And the id sequencer in front of them (one instance holds its queue).
+            let (claims_ctx, claims_stopped) = (ctx.clone(), stopped.clone());
+            tasks.spawn(async move { Ok(claims::run_sequencer(claims_ctx, claims_stopped).await?) });
         } else {
             let handler = ledger_runtime::handler(name).with_context(|| format!("no service named {name}"))?;
             if handler.decides().is_some() {

@@ -1,0 +1,298 @@
+//! The id sequencer: one order for every claim on a ledger-wide id.
+//!
+//! SPEC section 9 makes application (= loan), payment, action and update ids, and
+//! order ids, unique across the whole ledger: the first input with an id counts, a
+//! later one is a DUPLICATE or an ID_CONFLICT, an order finances one loan. A book
+//! writer decides against the fold of every book, so it sees an id that any book has
+//! decided. What it cannot see is an input another book's writer is deciding at the
+//! same moment: two writers, each unaware of the other's undecided input, would both
+//! accept the id.
+//!
+//! So every input passes through one queue, ledger.claims (one partition), on its
+//! way from its intake to its book, carrying the ids it claims
+//! ([`ledger_core::Input::unique_ids`]). The sequencer (one member of the
+//! `ledger-claims` group at a time) forwards each command to its book's partition of
+//! ledger.commands and remembers, for a while, which book each id went to. An input
+//! that claims an id last forwarded to another book, which that book's writer has not
+//! decided yet, is held back (and every input after it: the queue keeps its order)
+//! until the book writers' group has committed past the earlier command; its own
+//! writer then reads the earlier fact into its view before it decides (a writer
+//! catches its view up to the log's end offsets at every batch). Inputs that claim
+//! the same id in the same book need no wait: one partition of ledger.commands keeps
+//! them in order.
+//!
+//! What it remembers is only the commands not yet known to be decided: every second
+//! (and at every hold) it reads how far the book writers have committed and forgets
+//! what lies below. So it holds no state that must survive it: a sequencer that
+//! takes the queue over (at start, at a rebalance) first waits until the book writers
+//! have decided everything ledger.commands holds, and starts with nothing to
+//! remember. A claim it forwards again (read again after a crash before its commit)
+//! reaches its book again and is skipped there by its origin.
+//!
+//! The cost is one more hop for every input and a hold when two books claim one id
+//! within moments of each other (an id reused by another borrower or loan: a bug or
+//! fraud upstream, not the daily traffic). ARCHITECTURE.md, "Global uniqueness", has
+//! the argument and the alternatives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use ledger_kafka::rdkafka::producer::DeliveryFuture;
+use ledger_kafka::rdkafka::Message;
+use ledger_kafka::{partition_for_key, topics, OffsetProbe};
+use ledger_proto::pb;
+use tokio::sync::watch;
+
+use crate::follower::HINT_REFRESH;
+use crate::group::{self, DEFAULT_BOUNDS};
+use crate::{books, intake, source, Context, Result, RuntimeError};
+
+/// The sequencer's consumer group on ledger.claims.
+pub const GROUP: &str = "ledger-claims";
+
+/// How long a hold waits before it says so in the log (and waits on).
+const HOLD_WARNING: Duration = Duration::from_secs(10);
+
+/// Runs the id sequencer until `shutdown` turns true (`loanctl run books` runs it
+/// beside the book writer; of all the instances, one holds the queue at a time).
+pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let kafka = ctx.kafka.with_client_id(format!("{}-claims", ctx.kafka.client_id));
+    let producer = kafka.producer()?;
+    let probe = OffsetProbe::new(&kafka)?;
+    let books = i32::try_from(probe.topic_partitions(topics::COMMANDS)?.len()).map_err(|_| RuntimeError::Refused("too many partitions".into()))?;
+    if books == 0 {
+        return Err(RuntimeError::Refused(format!("{} has no partitions: run `loanctl topics create`", topics::COMMANDS)));
+    }
+    let writers = kafka.consumer(books::GROUP)?;
+    let consumer = group::join(&kafka, GROUP, topics::CLAIMS)?;
+    tracing::info!(service = "claims", "id sequencer started");
+    let mut window = Window::default();
+    let mut positions = group::Positions::new(topics::CLAIMS);
+    let mut epoch = None;
+    let mut evicted_at = Instant::now();
+    while !*shutdown.borrow() {
+        let batch = tokio::select! {
+            _ = shutdown.changed() => break,
+            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+        };
+        if epoch != Some(batch.epoch) {
+            epoch = Some(batch.epoch);
+            window = Window::default();
+            if !consumer.context().owned().is_empty() {
+                // What the previous holder forwarded is unknown: let it all be decided.
+                let ends = tokio::task::block_in_place(|| probe.end_offsets(topics::COMMANDS))?;
+                wait_decided(&writers, &ends, &mut window, &mut shutdown).await?;
+                tracing::info!(service = "claims", "holding the id queue");
+            }
+        }
+        if batch.messages.is_empty() {
+            positions.refresh(&consumer)?;
+            if !window.is_empty() && evicted_at.elapsed() >= HINT_REFRESH {
+                let committed = group::committed_offsets(&writers, topics::COMMANDS, window.books(), far_deadline()).await?;
+                window.forget_decided(&committed);
+                evicted_at = Instant::now();
+            }
+            continue;
+        }
+        let mut in_flight: Vec<(u64, DeliveryFuture)> = Vec::with_capacity(batch.messages.len());
+        for message in &batch.messages {
+            let (partition, offset) = (message.partition(), message.offset());
+            let payload = message.payload().unwrap_or_default();
+            let command = ledger_proto::decode::<pb::BookCommand>(payload).map_err(|e| {
+                RuntimeError::Corrupt(format!("{}: cannot read the claim: {e}", source(topics::CLAIMS, partition, offset)))
+            })?;
+            let key = message.key().unwrap_or_default();
+            let book = partition_for_key(key, books);
+            if let Some(held) = window.held_by(&command.claims, book) {
+                // An id another book may not have decided yet: its offset first, then
+                // its writer past it.
+                window.delivered(&mut in_flight).await?;
+                let (other, at) = window.position(held);
+                tracing::debug!(book, other, at, "an id claimed in another book: waiting until that book decided it");
+                wait_decided(&writers, &BTreeMap::from([(other, at + 1)]), &mut window, &mut shutdown).await?;
+                evicted_at = Instant::now();
+            }
+            let delivery = intake::send_command(&producer, &String::from_utf8_lossy(key), book, payload)?;
+            in_flight.push((window.forwarded(book, command.claims), delivery));
+            positions.handled(partition, offset);
+        }
+        window.delivered(&mut in_flight).await?;
+        positions.commit(&consumer)?;
+    }
+    tracing::info!(service = "claims", "id sequencer stopped");
+    Ok(())
+}
+
+fn far_deadline() -> Instant {
+    Instant::now() + ledger_kafka::TRANSIENT_LIMIT
+}
+
+/// Waits until the book writers' group has committed at least `ends` (partition of
+/// ledger.commands -> offset), forgetting what they decided meanwhile.
+async fn wait_decided(
+    writers: &StreamConsumer,
+    ends: &BTreeMap<i32, i64>,
+    window: &mut Window,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let ends: BTreeMap<i32, i64> = ends.iter().filter(|(_, end)| **end > 0).map(|(p, e)| (*p, *e)).collect();
+    let started = Instant::now();
+    let mut warned = started;
+    loop {
+        let mut partitions: Vec<i32> = ends.keys().copied().collect();
+        partitions.extend(window.books());
+        partitions.sort_unstable();
+        partitions.dedup();
+        let committed = group::committed_offsets(writers, topics::COMMANDS, partitions, far_deadline()).await?;
+        window.forget_decided(&committed);
+        let behind: Vec<(i32, i64)> =
+            ends.iter().filter(|(p, end)| committed.get(p).copied().unwrap_or(-1) < **end).map(|(p, e)| (*p, *e)).collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if *shutdown.borrow() {
+            return Err(RuntimeError::Refused("stopping while waiting for the book writers".into()));
+        }
+        if warned.elapsed() >= HOLD_WARNING {
+            warned = Instant::now();
+            tracing::warn!(
+                waited_s = started.elapsed().as_secs(),
+                behind = ?behind,
+                "the id sequencer waits for book writers that have not decided these commands: is every book's writer running (`loanctl run books`)?"
+            );
+        }
+        tokio::time::sleep(group::COMMITTED_POLL).await;
+    }
+}
+
+/// The forwarded commands not yet known to be decided, and the ids they claimed.
+#[derive(Default)]
+struct Window {
+    /// id -> the last forwarded command that claimed it (its sequence number here).
+    ids: HashMap<String, u64>,
+    /// sequence number -> where the command went.
+    forwarded: BTreeMap<u64, Forwarded>,
+    next: u64,
+}
+
+struct Forwarded {
+    book: i32,
+    /// Its offset on ledger.commands, once delivered.
+    offset: Option<i64>,
+    claims: Vec<String>,
+}
+
+impl Window {
+    fn is_empty(&self) -> bool {
+        self.forwarded.is_empty()
+    }
+
+    /// The books that commands in the window went to.
+    fn books(&self) -> Vec<i32> {
+        let mut books: Vec<i32> = self.forwarded.values().map(|f| f.book).collect();
+        books.sort_unstable();
+        books.dedup();
+        books
+    }
+
+    /// The command in the window that last claimed one of `claims` and went to another
+    /// book than `book`, if any.
+    fn held_by(&self, claims: &[String], book: i32) -> Option<u64> {
+        claims.iter().filter_map(|id| self.ids.get(id)).copied().find(|seq| self.forwarded.get(seq).is_some_and(|f| f.book != book))
+    }
+
+    /// A forwarded command's book and offset (delivered: see [`Window::delivered`]).
+    fn position(&self, seq: u64) -> (i32, i64) {
+        let forwarded = &self.forwarded[&seq];
+        (forwarded.book, forwarded.offset.expect("invariant: delivered before a hold"))
+    }
+
+    /// Notes a command forwarded to `book`; returns its sequence number.
+    fn forwarded(&mut self, book: i32, claims: Vec<String>) -> u64 {
+        let seq = self.next;
+        self.next += 1;
+        for id in &claims {
+            self.ids.insert(id.clone(), seq);
+        }
+        self.forwarded.insert(seq, Forwarded { book, offset: None, claims });
+        seq
+    }
+
+    /// Awaits the acknowledgements of `in_flight`, noting each command's offset.
+    async fn delivered(&mut self, in_flight: &mut Vec<(u64, DeliveryFuture)>) -> Result<()> {
+        for (seq, delivery) in in_flight.drain(..) {
+            let delivered = delivery
+                .await
+                .map_err(|_| RuntimeError::Refused("delivery cancelled: the producer was dropped".into()))?
+                .map_err(|(e, _)| e)?;
+            if let Some(forwarded) = self.forwarded.get_mut(&seq) {
+                forwarded.offset = Some(delivered.offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the delivered commands below what the book writers have committed.
+    fn forget_decided(&mut self, committed: &BTreeMap<i32, i64>) {
+        let decided: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, f)| f.offset.is_some_and(|o| committed.get(&f.book).is_some_and(|c| o < *c)))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in decided {
+            let Some(forwarded) = self.forwarded.remove(&seq) else { continue };
+            for id in forwarded.claims {
+                if self.ids.get(&id) == Some(&seq) {
+                    self.ids.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_id_forwarded_to_another_book_holds_until_that_book_decided_it() {
+        let mut window = Window::default();
+        let first = window.forwarded(1, ids(&["application:A", "order:O1"]));
+        window.forwarded.get_mut(&first).unwrap().offset = Some(41);
+        // The same book keeps its order: no hold.
+        assert_eq!(window.held_by(&ids(&["application:A"]), 1), None);
+        // Another book claiming the application id or one of its orders waits.
+        assert_eq!(window.held_by(&ids(&["application:A"]), 2), Some(first));
+        assert_eq!(window.held_by(&ids(&["application:B", "order:O1"]), 0), Some(first));
+        assert_eq!(window.held_by(&ids(&["application:B", "order:O2"]), 0), None);
+        assert_eq!(window.position(first), (1, 41));
+        // Book 1 committed up to 41 (not past it): still held; past it: forgotten.
+        window.forget_decided(&BTreeMap::from([(1, 41)]));
+        assert_eq!(window.held_by(&ids(&["order:O1"]), 0), Some(first));
+        window.forget_decided(&BTreeMap::from([(1, 42)]));
+        assert!(window.is_empty());
+        assert_eq!(window.held_by(&ids(&["order:O1"]), 0), None);
+    }
+
+    #[test]
+    fn a_later_claim_of_an_id_outlives_the_earlier_one() {
+        let mut window = Window::default();
+        let first = window.forwarded(0, ids(&["payment:P"]));
+        let second = window.forwarded(2, ids(&["payment:P"]));
+        window.forwarded.get_mut(&first).unwrap().offset = Some(5);
+        window.forwarded.get_mut(&second).unwrap().offset = Some(9);
+        window.forget_decided(&BTreeMap::from([(0, 6)]));
+        assert_eq!(window.held_by(&ids(&["payment:P"]), 0), Some(second), "the claim in book 2 is still undecided");
+        // An undelivered command is never forgotten.
+        let third = window.forwarded(1, ids(&["update:U"]));
+        window.forget_decided(&BTreeMap::from([(1, 1_000)]));
+        assert_eq!(window.held_by(&ids(&["update:U"]), 0), Some(third));
+        assert_eq!(window.books(), vec![1, 2]);
+    }
+}
