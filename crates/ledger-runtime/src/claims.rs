@@ -71,6 +71,7 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
     let mut positions = group::Positions::new(topics::CLAIMS);
     let mut epoch = None;
     let mut evicted_at = Instant::now();
+    let mut previous = Pending::default();
     while !*shutdown.borrow() {
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
@@ -78,6 +79,9 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
         };
         if epoch != Some(batch.epoch) {
             epoch = Some(batch.epoch);
+            // Forwarded before the rebalance: acknowledged or not, the group's next
+            // holder reads it again from the committed offset.
+            settle(&mut window, &mut previous, &mut positions, &consumer).await?;
             window = Window::default();
             if !consumer.context().owned().is_empty() {
                 // What the previous holder forwarded is unknown: let it all be decided.
@@ -87,6 +91,7 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             }
         }
         if batch.messages.is_empty() {
+            settle(&mut window, &mut previous, &mut positions, &consumer).await?;
             positions.refresh(&consumer)?;
             if !window.is_empty() && evicted_at.elapsed() >= HINT_REFRESH {
                 let committed = group::committed_offsets(&writers, topics::COMMANDS, window.books(), far_deadline()).await?;
@@ -95,6 +100,8 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             }
             continue;
         }
+        // Forwarded while the previous batch's acknowledgements are still on their way;
+        // those are awaited after this batch is queued, and then committed.
         let mut in_flight: Vec<(u64, DeliveryFuture)> = Vec::with_capacity(batch.messages.len());
         for message in &batch.messages {
             let (partition, offset) = (message.partition(), message.offset());
@@ -107,6 +114,7 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             if let Some(held) = window.held_by(&command.claims, book) {
                 // An id another book may not have decided yet: its offset first, then
                 // its writer past it.
+                settle(&mut window, &mut previous, &mut positions, &consumer).await?;
                 window.delivered(&mut in_flight).await?;
                 let (other, at) = window.position(held);
                 tracing::debug!(book, other, at, "an id claimed in another book: waiting until that book decided it");
@@ -115,12 +123,31 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             }
             let delivery = intake::send_command(&producer, &String::from_utf8_lossy(key), book, payload)?;
             in_flight.push((window.forwarded(book, command.claims), delivery));
-            positions.handled(partition, offset);
         }
-        window.delivered(&mut in_flight).await?;
-        positions.commit(&consumer)?;
+        settle(&mut window, &mut previous, &mut positions, &consumer).await?;
+        let last = batch.messages.last().map(|m| (m.partition(), m.offset()));
+        previous = Pending { in_flight, last };
     }
+    settle(&mut window, &mut previous, &mut positions, &consumer).await?;
     tracing::info!(service = "claims", "id sequencer stopped");
+    Ok(())
+}
+
+/// A forwarded batch whose acknowledgements are awaited after the next is queued.
+#[derive(Default)]
+struct Pending {
+    in_flight: Vec<(u64, DeliveryFuture)>,
+    /// The batch's last claim (partition, offset): committed once all is acknowledged.
+    last: Option<(i32, i64)>,
+}
+
+/// Awaits the pending batch's acknowledgements and commits its position.
+async fn settle(window: &mut Window, pending: &mut Pending, positions: &mut group::Positions, consumer: &group::GroupConsumer) -> Result<()> {
+    window.delivered(&mut pending.in_flight).await?;
+    if let Some((partition, offset)) = pending.last.take() {
+        positions.handled(partition, offset);
+        positions.commit(consumer)?;
+    }
     Ok(())
 }
 

@@ -73,7 +73,9 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
             match &input {
                 Input::Open { date } => control::open(&mut control_view, &producer, *date, wait).await.map_err(at_line)?,
                 Input::CloseDay { date } => {
+                    let closing = Instant::now();
                     control::close_day(&mut control_view, &producer, Some(*date), wait).await.map_err(at_line)?;
+                    tracing::debug!(%date, ms = closing.elapsed().as_millis() as u64, "day closed");
                     report.day_closes += 1;
                 }
                 _ => unreachable!("every other input is publishable"),
@@ -177,6 +179,7 @@ impl Run {
         if self.in_flight.is_empty() {
             return Ok(());
         }
+        let (inputs, started) = (self.in_flight.len(), Instant::now());
         let mut reached: BTreeMap<(InputKind, i32), i64> = BTreeMap::new();
         for (kind, delivery) in self.in_flight.drain(..) {
             let delivery = delivery
@@ -204,6 +207,7 @@ impl Run {
                 wait_committed(books_watcher, topics::COMMANDS, partition, end, wait).await?;
             }
         }
+        tracing::debug!(inputs, ms = started.elapsed().as_millis() as u64, "run decided");
         Ok(())
     }
 }
