@@ -22,7 +22,7 @@ import jsonschema_rs
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENT = REPO / "crates" / "projector" / "openapi.json"
-# Bounds the run well under a minute on the 2-core machine (about 10 s measured).
+# Bounds the run well under a minute on the 2-core machine (3-4 s measured; the subprocess is stopped at 90 s).
 SCHEMATHESIS_EXAMPLES = 15
 SCHEMATHESIS_TIMEOUT_S = 90
 
