@@ -271,6 +271,14 @@ pub fn export(api: &str) -> serde_json::Value {
     stdout_json(&run_ok(loanctl().args(["export", "--api", api])))
 }
 
+/// GET `path` of the HTTP API: the status and the JSON body.
+pub fn get_json(api: &str, path: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (status, body) = rt.block_on(ledger_runtime::http::get(&format!("{api}{path}"))).unwrap();
+    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+    (status, value)
+}
+
 pub fn digest(api: &str) -> String {
     stdout_line(&run_ok(loanctl().args(["digest", "--api", api])))
 }

@@ -103,7 +103,55 @@ fn generated_portfolio_through_the_broker_equals_simulate() {
     let file = generated(work.path(), "portfolio", 11, 40, 75);
     let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
     feed_and_compare(&broker, &up, &file, work.path());
+    assert_statements_add_up(&up.api, &export(&up.api));
     up.stop();
+}
+
+/// Every loan's statement (GET /v1/loans/{id}/history) from the live read models adds
+/// up to the loan in /v1/export, and its payoff is what it owes by component.
+fn assert_statements_add_up(api: &str, export: &serde_json::Value) {
+    use rust_decimal::Decimal;
+    let money = |v: &serde_json::Value| -> Decimal { v.as_str().unwrap_or_else(|| panic!("{v} is not money")).parse().unwrap() };
+    let loans = export["loans"].as_array().unwrap();
+    assert!(loans.len() >= 20, "expected a portfolio, got {} loans", loans.len());
+    let mut kinds = BTreeSet::new();
+    for loan in loans {
+        let id = loan["loan_id"].as_str().unwrap();
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id} would need escaping");
+        let (status, history) = get_json(api, &format!("/v1/loans/{id}/history"));
+        assert_eq!(status, 200, "{id}: {history}");
+        assert_eq!(history["loan"], *loan, "{id}: the statement's loan is the export's");
+        let entries = history["entries"].as_array().unwrap();
+        let sum = |field: &str| entries.iter().map(|e| money(&e[field])).sum::<Decimal>();
+        let owed = |field: &str| money(&loan[field]);
+        assert_eq!(sum("principal_disbursed"), owed("principal"), "{id}");
+        assert_eq!(sum("principal_disbursed") - sum("principal_paid"), owed("principal_outstanding"), "{id}");
+        assert_eq!(sum("interest_charged"), owed("interest_accrued"), "{id}");
+        assert_eq!(sum("interest_charged") - sum("interest_paid"), owed("interest_owed"), "{id}");
+        assert_eq!(sum("penalty_charged"), owed("penalty_accrued"), "{id}");
+        assert_eq!(sum("penalty_charged") - sum("penalty_paid"), owed("penalty_owed"), "{id}");
+        assert_eq!((sum("overpayment"), sum("recovered")), (owed("overpayment"), owed("recovered")), "{id}");
+        let last = entries.last().unwrap();
+        for field in ["principal_outstanding", "interest_owed", "penalty_owed", "status", "dpd", "bucket", "maturity_date"] {
+            assert_eq!(last[field], loan[field], "{id}: {field} after the last entry");
+        }
+        kinds.extend(entries.iter().map(|e| e["kind"].as_str().unwrap().to_string()));
+        let (status, payoff) = get_json(api, &format!("/v1/loans/{id}/payoff"));
+        assert_eq!(status, 200, "{id}: {payoff}");
+        assert_eq!(payoff["date"], export["business_date"], "{id}");
+        assert_eq!(
+            [money(&payoff["penalty"]), money(&payoff["interest"]), money(&payoff["principal"])],
+            [owed("penalty_owed"), owed("interest_owed"), owed("principal_outstanding")],
+            "{id}: payoff"
+        );
+        assert_eq!(money(&payoff["total"]), owed("penalty_owed") + owed("interest_owed") + owed("principal_outstanding"), "{id}");
+        assert_eq!(payoff["settles"], loan["status"] == "ACTIVE", "{id}");
+    }
+    for kind in ["DISBURSEMENT", "ACCRUAL", "PAYMENT", "LOAN_OVERDUE"] {
+        assert!(kinds.contains(kind), "no {kind} entry in any statement: {kinds:?}");
+    }
+    let (status, body) = get_json(api, "/v1/loans/NO-SUCH-LOAN/history");
+    assert!(status == 404 && body["error"].is_string(), "{status} {body}");
 }
 
 /// Notices on an output topic, deduplicated by event id; a duplicate must carry the

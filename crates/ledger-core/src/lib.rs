@@ -20,6 +20,7 @@ pub mod money;
 pub mod monitoring;
 pub mod scenario;
 pub mod scoring;
+pub mod statement;
 pub mod state;
 
 pub use config::ProductConfig;

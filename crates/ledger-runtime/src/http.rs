@@ -22,7 +22,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` turns true.
 /// Serves the read models of `tree`; while `ready` says they are not ready, every
-/// route but /healthz answers 503 with the reason (never a part of the books).
+/// route but /healthz and /openapi.json answers 503 with the reason (never a part of
+/// the books).
 pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     loop {
         tokio::select! {
@@ -62,7 +63,7 @@ async fn answer(mut stream: TcpStream, tree: StoreTree, ready: Readiness) -> std
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
     let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
-    if let Some(why) = ready.not_ready().filter(|_| !target.starts_with("/healthz")) {
+    if let Some(why) = ready.not_ready().filter(|_| !projector::served_while_not_ready(&target)) {
         return respond(&mut stream, 503, &serde_json::json!({ "error": why })).await;
     }
     let (status, body) = tokio::task::spawn_blocking(move || projector::route(&tree, &method, &target))
@@ -135,6 +136,9 @@ mod tests {
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("being rebuilt from loan.events"), "{body}");
         assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+        let (status, body) = get(&format!("{base}/openapi.json")).await.unwrap();
+        assert_eq!(status, 200, "the API's description is served while not ready: {body}");
+        assert!(body.contains("\"openapi\": \"3.1"), "{body}");
 
         ready.set(None);
         assert_eq!(get(&format!("{base}/v1/portfolio")).await.unwrap().0, 200);

@@ -68,7 +68,7 @@ impl Projection {
             reached.insert(a.partition, a.offset + 1);
             if a.offset >= self.stored.get(&a.partition).copied().unwrap_or(0) {
                 // The rows of the fact's own book: other books may be mid-way.
-                changes.extend(projector::changes_for_book(self.follower.ledger(), a.partition as u32, &a.fact));
+                changes.extend(projector::changes_for_book(self.follower.ledger(), a.partition as u32, a.offset, &a.fact));
             }
         }
         if !changes.is_empty() {

@@ -55,7 +55,8 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
             let ready = projection::Readiness::default();
             if let Some(addr) = http_addr {
                 let listener = http::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-                eprintln!("loanctl: HTTP API on http://{} (GET /v1/export, /v1/portfolio, /v1/loans/ID, ...)", listener.local_addr()?);
+                let url = format!("http://{}", listener.local_addr()?);
+                tracing::info!(%url, openapi = %format!("{url}/openapi.json"), "HTTP API listening (GET /v1/export, /v1/portfolio, /v1/loans/ID, ...)");
                 let (tree, ready, stopped) = (tree.clone(), ready.clone(), stopped.clone());
                 tasks.spawn(async move { Ok(http::serve(listener, tree, ready, stopped).await?) });
             }
@@ -81,10 +82,10 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
             }
         }
     }
-    eprintln!("loanctl: running {} against {} (data in {}); Ctrl-C stops", names.join(", "), ctx.kafka.brokers, data.display());
+    tracing::info!(services = %names.join(","), brokers = %ctx.kafka.brokers, data = %data.display(), "running; Ctrl-C stops");
     let mut failure = None;
     tokio::select! {
-        _ = shutdown_signal() => eprintln!("loanctl: stopping (finishing the messages in hand)"),
+        _ = shutdown_signal() => tracing::info!("stopping (finishing the messages in hand)"),
         Some(done) = tasks.join_next() => {
             failure = Some(match done {
                 Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),

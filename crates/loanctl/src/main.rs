@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use ledger_core::{Date, Discard, ProductConfig};
 use live::BrokerArgs;
 
@@ -18,8 +18,18 @@ struct Cli {
     /// Product configuration (TOML); keys left out keep SPEC's defaults.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// How log lines (on standard error) look: `text` for a person, `json` (one object
+    /// a line) for a log collector.
+    #[arg(long, global = true, value_enum, env = "LOANCTL_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -299,17 +309,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
+/// Logs go to standard error, filtered by RUST_LOG (default: warnings, and the
+/// services' and loanctl's own progress at info). Text is coloured only for a person at a terminal
+/// (never escape codes in a file or a pipe, nor with NO_COLOR set); JSON never is.
+fn init_logs(format: LogFormat) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; never escape codes in a log file.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ledger_runtime=info")),
-        )
-        .init();
-    match run(Cli::parse()) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ledger_runtime=info,loanctl=info"));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+        // One JSON object a line: the event's fields flattened beside level, target and
+        // timestamp, and the spans it is in.
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).with_ansi(false).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let causes: Vec<&(dyn std::error::Error + 'static)> = e.chain().collect();
@@ -347,5 +369,14 @@ mod tests {
             Command::Run { http, .. } => assert_eq!(http, None),
             _ => unreachable!(),
         }
+    }
+
+    /// --log-format is global (before or after the command) and text by default.
+    #[test]
+    fn log_format_is_a_global_option() {
+        let format = |args: &[&str]| Cli::try_parse_from(args).unwrap().log_format;
+        assert_eq!(format(&["loanctl", "--log-format", "json", "config"]), LogFormat::Json);
+        assert_eq!(format(&["loanctl", "config", "--log-format", "json"]), LogFormat::Json);
+        assert!(Cli::try_parse_from(["loanctl", "--log-format", "xml", "config"]).is_err());
     }
 }

@@ -13,7 +13,8 @@
 //! [`changes_for_book`] with the partition it applied the fact to.
 //!
 //! The queries ([`export`], [`digest`], [`loan`], [`borrower`], [`portfolio`],
-//! [`overdue`]) read only the rows, so a process that serves them needs no ledger in
+//! [`overdue`], and a loan's [`history`] and [`payoff`], folded from the facts the rows
+//! keep for it with ledger-core's own fold) read only the rows, so a process that serves them needs no ledger in
 //! memory; [`route`] maps HTTP requests onto them.
 //!
 //! This crate does no Kafka and no async: it is called by the runtime and tested
@@ -23,9 +24,9 @@ mod query;
 mod route;
 mod rows;
 
-pub use query::{borrower, business_date, digest, export, loan, overdue, portfolio, BorrowerDetail, QueryError};
-pub use route::route;
-pub use rows::{changes_for, changes_for_book, keys, portfolio_rows};
+pub use query::{borrower, business_date, digest, export, history, loan, overdue, payoff, portfolio, BorrowerDetail, LoanHistory, QueryError};
+pub use route::{route, served_while_not_ready, OPENAPI, ROUTES};
+pub use rows::{changes_for, changes_for_book, keys, portfolio_rows, LogFact};
 
 #[doc(no_inline)]
 pub use ledger_core::Ledger;

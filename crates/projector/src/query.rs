@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use ledger_core::export::{digest_of, BorrowerView, ExactAccrual, Export, LoanView, PortfolioReport};
-use ledger_core::{Bucket, Date, Ledger, ProductConfig};
+use ledger_core::export::{digest_of, loan_view, BorrowerView, ExactAccrual, Export, LoanView, PortfolioReport};
+use ledger_core::statement::{self, Entry, Payoff, Statement};
+use ledger_core::{Bucket, Date, Fact, Ledger, ProductConfig};
 use ledger_store::{StoreError, StoreTree};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::keys;
+use crate::rows::{keys, LogFact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -31,6 +32,18 @@ pub struct BorrowerDetail {
     pub borrower: BorrowerView,
     /// Sorted by loan id.
     pub loans: Vec<LoanView>,
+}
+
+/// A loan's statement as the API shows it: every entry in order, and the loan they add
+/// up to (its view, as `/v1/loans/{id}` shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoanHistory {
+    pub loan_id: String,
+    pub borrower_id: String,
+    /// The business date open in the loan's book.
+    pub business_date: Date,
+    pub entries: Vec<Entry>,
+    pub loan: LoanView,
 }
 
 /// How many times a whole-state read is retried when a commit overlapped it.
@@ -106,6 +119,51 @@ pub fn overdue(tree: &StoreTree, bucket: Option<Bucket>) -> Result<Vec<LoanView>
     Ok(loans)
 }
 
+/// A loan's statement (ledger_core::statement), folded from the facts the rows kept for
+/// it and its book's day closes.
+pub fn history(tree: &StoreTree, loan_id: &str) -> Result<LoanHistory, QueryError> {
+    let (statement, view) = consistent(tree, |tree| statement_of(tree, loan_id))?;
+    Ok(LoanHistory {
+        loan_id: view.loan_id.clone(),
+        borrower_id: view.borrower_id.clone(),
+        business_date: statement.business_date,
+        entries: statement.entries,
+        loan: view,
+    })
+}
+
+/// What settles a loan on the open business date of its book (ledger_core::statement).
+pub fn payoff(tree: &StoreTree, loan_id: &str) -> Result<Payoff, QueryError> {
+    let (statement, _) = consistent(tree, |tree| statement_of(tree, loan_id))?;
+    Ok(statement::payoff(&statement.loan, statement.business_date))
+}
+
+/// The statement of a loan and its stored view, which the statement's fold must leave
+/// exactly: the rows of one loan kept two ways must agree.
+fn statement_of(tree: &StoreTree, loan_id: &str) -> Result<(Statement, LoanView), QueryError> {
+    let view = loan(tree, loan_id)?;
+    let corrupt = |key: &[u8], why: String| QueryError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), why };
+    let config: ProductConfig = row(tree, keys::CONFIG.as_bytes())?
+        .ok_or_else(|| corrupt(keys::CONFIG.as_bytes(), "missing: rebuild the read models (loanctl replay)".into()))?;
+    let prefix = keys::loan_facts_prefix(loan_id);
+    let own: Vec<LogFact> = list_bytes(tree, &prefix)?.into_iter().filter(|f: &LogFact| f.loan_id.as_deref() == Some(loan_id)).collect();
+    // Its book is where it was disbursed (its facts all sit on its borrower's partition).
+    let disbursed = own.iter().find(|f| matches!(&f.fact, Fact::ApplicationDecided(d) if d.disbursement.is_some()));
+    let Some(&LogFact { partition, offset: from, .. }) = disbursed else {
+        let why = "no disbursement is kept for the loan: rebuild the read models (loanctl replay)";
+        return Err(corrupt(&prefix, why.into()));
+    };
+    let mut facts: Vec<LogFact> = own.into_iter().filter(|f| f.partition == partition).collect();
+    let closes: Vec<LogFact> = list_bytes(tree, &keys::closes_prefix(partition))?;
+    facts.extend(closes.into_iter().filter(|f| f.offset > from));
+    facts.sort_by_key(|f| f.offset);
+    let statement = statement::statement(&config, loan_id, facts.iter().map(|f| &f.fact)).map_err(|e| corrupt(&prefix, e.to_string()))?;
+    if loan_view(&statement.loan) != view {
+        return Err(corrupt(&keys::of(keys::LOAN, loan_id), "the fold of the loan's kept facts leaves another loan".into()));
+    }
+    Ok((statement, view))
+}
+
 fn export_once(tree: &StoreTree) -> Result<Export, QueryError> {
     Ok(Export {
         business_date: business_date(tree)?,
@@ -145,7 +203,11 @@ fn row<T: DeserializeOwned>(tree: &StoreTree, key: &[u8]) -> Result<Option<T>, Q
 
 /// Every row under `prefix`, decoded, in key order.
 fn list<T: DeserializeOwned>(tree: &StoreTree, prefix: &str) -> Result<Vec<T>, QueryError> {
-    tree.scan_prefix(prefix.as_bytes())
+    list_bytes(tree, prefix.as_bytes())
+}
+
+fn list_bytes<T: DeserializeOwned>(tree: &StoreTree, prefix: &[u8]) -> Result<Vec<T>, QueryError> {
+    tree.scan_prefix(prefix)
         .map(|r| {
             let (key, value) = r?;
             decode(&key, &value)

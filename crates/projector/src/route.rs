@@ -4,9 +4,12 @@
 //! | route | body |
 //! |---|---|
 //! | `GET /healthz` | `{"status":"ok"}` |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes ([`OPENAPI`]) |
 //! | `GET /v1/export` | the canonical export (SPEC section 11) |
 //! | `GET /v1/digest` | `{"digest": "<sha-256 hex>"}` |
 //! | `GET /v1/loans/{id}` | the loan's view |
+//! | `GET /v1/loans/{id}/history` | the loan's statement: every entry, running balances |
+//! | `GET /v1/loans/{id}/payoff` | what settles the loan on the open business date |
 //! | `GET /v1/borrowers/{id}` | the borrower's view plus `"loans"`: its loans' views |
 //! | `GET /v1/portfolio` | the portfolio report |
 //! | `GET /v1/overdue[?bucket=M1\|M2\|M3\|NPL]` | `{"bucket", "count", "loans"}` |
@@ -23,14 +26,62 @@ use serde_json::{json, Value};
 
 use crate::query::{self, QueryError};
 
+/// The OpenAPI 3.1 document of the routes (checked in beside this crate's Cargo.toml;
+/// a test holds it to [`ROUTES`] and the responses to its schemas).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route, as the OpenAPI document names its path (`{id}` for an id).
+pub const ROUTES: [&str; 10] = [
+    "/healthz",
+    "/openapi.json",
+    "/v1/export",
+    "/v1/digest",
+    "/v1/loans/{id}",
+    "/v1/loans/{id}/history",
+    "/v1/loans/{id}/payoff",
+    "/v1/borrowers/{id}",
+    "/v1/portfolio",
+    "/v1/overdue",
+];
+
+#[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
     Health,
+    OpenApi,
     Export,
     Digest,
     Loan(String),
+    History(String),
+    Payoff(String),
     Borrower(String),
     Portfolio,
     Overdue,
+}
+
+impl Endpoint {
+    /// Its entry of [`ROUTES`] (what the tests hold the table and the router to).
+    #[cfg(test)]
+    fn route(&self) -> &'static str {
+        match self {
+            Endpoint::Health => "/healthz",
+            Endpoint::OpenApi => "/openapi.json",
+            Endpoint::Export => "/v1/export",
+            Endpoint::Digest => "/v1/digest",
+            Endpoint::Loan(_) => "/v1/loans/{id}",
+            Endpoint::History(_) => "/v1/loans/{id}/history",
+            Endpoint::Payoff(_) => "/v1/loans/{id}/payoff",
+            Endpoint::Borrower(_) => "/v1/borrowers/{id}",
+            Endpoint::Portfolio => "/v1/portfolio",
+            Endpoint::Overdue => "/v1/overdue",
+        }
+    }
+}
+
+/// Whether a request target is answered while the read models are not ready (they
+/// are not read): the health check and the API's description.
+pub fn served_while_not_ready(path_and_query: &str) -> bool {
+    let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
+    matches!(endpoint(path), Ok(Endpoint::Health | Endpoint::OpenApi))
 }
 
 /// Answers one request. `path_and_query` is the request target (`/v1/overdue?bucket=M1`).
@@ -48,9 +99,12 @@ pub fn route(tree: &StoreTree, method: &str, path_and_query: &str) -> (u16, Valu
     }
     let result = match endpoint {
         Endpoint::Health => Ok(json!({"status": "ok"})),
+        Endpoint::OpenApi => Ok(serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON")),
         Endpoint::Export => query::export(tree).map(to_json),
         Endpoint::Digest => query::digest(tree).map(|digest| json!({ "digest": digest })),
         Endpoint::Loan(id) => query::loan(tree, &id).map(to_json),
+        Endpoint::History(id) => query::history(tree, &id).map(to_json),
+        Endpoint::Payoff(id) => query::payoff(tree, &id).map(to_json),
         Endpoint::Borrower(id) => query::borrower(tree, &id).map(to_json),
         Endpoint::Portfolio => query::portfolio(tree).map(to_json),
         Endpoint::Overdue => {
@@ -84,13 +138,19 @@ fn endpoint(path: &str) -> Result<Endpoint, (u16, Value)> {
     };
     Ok(match path {
         "/healthz" => Endpoint::Health,
+        "/openapi.json" => Endpoint::OpenApi,
         "/v1/export" => Endpoint::Export,
         "/v1/digest" => Endpoint::Digest,
         "/v1/portfolio" => Endpoint::Portfolio,
         "/v1/overdue" => Endpoint::Overdue,
         _ => {
             if let Some(rest) = path.strip_prefix("/v1/loans/") {
-                Endpoint::Loan(id(rest)?)
+                match rest.split_once('/') {
+                    None => Endpoint::Loan(id(rest)?),
+                    Some((loan, "history")) => Endpoint::History(id(loan)?),
+                    Some((loan, "payoff")) => Endpoint::Payoff(id(loan)?),
+                    Some(_) => return Err(no_such_path(path)),
+                }
             } else if let Some(rest) = path.strip_prefix("/v1/borrowers/") {
                 Endpoint::Borrower(id(rest)?)
             } else {
@@ -154,7 +214,25 @@ fn no_such_path(path: &str) -> (u16, Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::*;
+
+    /// Every entry of ROUTES, its `{id}` filled in, is routed to the endpoint that names
+    /// it (so the table is the router's), ids with an escaped '/' included.
+    #[test]
+    fn every_route_of_the_table_is_routed_to_itself() {
+        for route in ROUTES {
+            for id in ["A1", "A%2F1", "%E5%80%9F"] {
+                let path = route.replace("{id}", id);
+                let endpoint = endpoint(&path).unwrap_or_else(|(status, body)| panic!("{path}: {status} {body}"));
+                assert_eq!(endpoint.route(), route, "{path}");
+            }
+        }
+        for path in ["/v1/loans/A1/other", "/v1/loans/A1/history/x", "/v1/loans//history", "/v1/loans/", "/v2/export"] {
+            assert_eq!(endpoint(path).unwrap_err().0, 404, "{path}");
+        }
+        assert!(served_while_not_ready("/healthz") && served_while_not_ready("/openapi.json?x=1"));
+        assert!(!served_while_not_ready("/v1/export") && !served_while_not_ready("/healthzz"));
+    }
 
     #[test]
     fn percent_decoding() {

@@ -16,7 +16,15 @@
 //! | `order/{order_id}` | empty (a financed order) |
 //! | `overdue/{M1,M2,M3,NPL}/{loan_id}` | empty (an ACTIVE loan with DPD > 0, in its bucket) |
 //! | `meta/business_date` | the open business date, or null |
+//! | `meta/config` | the [`ProductConfig`] the facts are folded with (a statement is a fold) |
 //! | `portfolio` | [`ledger_core::export::PortfolioReport`] |
+//! | `loan_fact/{loan_id}/{partition}/{offset}` | [`LogFact`]: a fact of the loan's statement |
+//! | `close/{partition}/{offset}` | [`LogFact`]: a day close of the book (every loan's statement) |
+//!
+//! Partitions and offsets in keys are zero-padded decimals (10 and 20 digits), so that
+//! key order is log order. Which facts are a loan's is
+//! [`ledger_core::statement::concerns`]; a statement is folded from them and the book's
+//! closes by [`ledger_core::statement::statement`] when it is asked for.
 //!
 //! The store keeps its positions under `pos/` in the same tree; no row here starts with
 //! that prefix.
@@ -26,8 +34,21 @@ use std::collections::BTreeSet;
 use ledger_core::export::{action_view, application_view, borrower_view, loan_view, payment_view, update_view, ExactAccrual};
 use ledger_core::fact::{ActionEffect, Fact};
 use ledger_core::state::{Book, Borrower, Loan};
-use ledger_core::{Ledger, LoanStatus};
+use ledger_core::statement::{concerns, Concerns};
+use ledger_core::{Ledger, LoanStatus, ProductConfig};
 use ledger_store::Changes;
+use serde::{Deserialize, Serialize};
+
+/// A fact kept for statements, with its place in loan.events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFact {
+    /// The loan whose statement it is kept for (`None` for a day close, kept once for
+    /// every loan of the book).
+    pub loan_id: Option<String>,
+    pub partition: u32,
+    pub offset: i64,
+    pub fact: Fact,
+}
 
 /// Row keys. Ids are appended raw: an id may contain any character, '/' included.
 pub mod keys {
@@ -44,7 +65,10 @@ pub mod keys {
     pub const ORDER: &str = "order/";
     pub const OVERDUE: &str = "overdue/";
     pub const BUSINESS_DATE: &str = "meta/business_date";
+    pub const CONFIG: &str = "meta/config";
     pub const PORTFOLIO: &str = "portfolio";
+    pub const LOAN_FACT: &str = "loan_fact/";
+    pub const CLOSE: &str = "close/";
 
     /// The buckets a loan can be overdue in, in key (and DPD) order.
     pub const OVERDUE_BUCKETS: [Bucket; 4] = [Bucket::M1, Bucket::M2, Bucket::M3, Bucket::Npl];
@@ -76,6 +100,31 @@ pub mod keys {
         key
     }
 
+    /// `loan_fact/{loan_id}/`. As for `borrower_loans`, the prefix of "L1" also covers the
+    /// rows of a loan "L1/x": readers check the row's own loan_id.
+    pub fn loan_facts_prefix(loan_id: &str) -> Vec<u8> {
+        let mut key = of(LOAN_FACT, loan_id);
+        key.push(b'/');
+        key
+    }
+
+    /// `loan_fact/{loan_id}/{partition}/{offset}`.
+    pub fn loan_fact(loan_id: &str, partition: u32, offset: i64) -> Vec<u8> {
+        let mut key = loan_facts_prefix(loan_id);
+        key.extend_from_slice(format!("{partition:010}/{offset:020}").as_bytes());
+        key
+    }
+
+    /// `close/{partition}/`.
+    pub fn closes_prefix(partition: u32) -> Vec<u8> {
+        format!("{CLOSE}{partition:010}/").into_bytes()
+    }
+
+    /// `close/{partition}/{offset}`.
+    pub fn close(partition: u32, offset: i64) -> Vec<u8> {
+        format!("{CLOSE}{partition:010}/{offset:020}").into_bytes()
+    }
+
     /// `borrower_loans/{borrower_id}/{loan_id}`. Because ids may contain '/', a scan of
     /// one borrower's prefix can also meet loans of a borrower whose id extends it
     /// ("B1" and "B1/x"): readers check the loan's own borrower_id.
@@ -103,15 +152,36 @@ pub fn changes_for(ledger: &Ledger, fact: &Fact) -> Changes {
     changes(ledger, Scope::Ledger, fact)
 }
 
-/// As [`changes_for`], for a fact applied to the book of `partition`
-/// (`ledger.apply(partition, fact, ..)`): rows are looked up in that book only, and a
-/// day close rewrites only that book's loans, which is all it changed (with N
-/// partitions, [`changes_for`] rewrites every ACTIVE loan N times per business day).
-pub fn changes_for_book(ledger: &Ledger, partition: u32, fact: &Fact) -> Changes {
+/// As [`changes_for`], for the fact at `offset` of `partition`, applied to that
+/// partition's book (`ledger.apply(partition, fact, ..)`): rows are looked up in that
+/// book only, and a day close rewrites only that book's loans, which is all it changed
+/// (with N partitions, [`changes_for`] rewrites every ACTIVE loan N times per business
+/// day). It also keeps the fact for the statements it belongs to (the `loan_fact/` and
+/// `close/` rows), which need its place in the log: [`changes_for`] keeps none.
+pub fn changes_for_book(ledger: &Ledger, partition: u32, offset: i64, fact: &Fact) -> Changes {
     match ledger.books().get(&partition) {
-        Some(book) => changes(ledger, Scope::Book(book), fact),
+        Some(book) => {
+            let mut changes = changes(ledger, Scope::Book(book), fact);
+            statement_rows(&mut changes, book, partition, offset, fact);
+            changes
+        }
         // Nothing was applied to a book that does not exist.
         None => Changes::new(),
+    }
+}
+
+/// Keeps `fact` for the statements it belongs to. Rewriting a row (a fact folded again
+/// after a restart) writes the same bytes under the same key.
+fn statement_rows(changes: &mut Changes, book: &Book, partition: u32, offset: i64, fact: &Fact) {
+    let kept = |loan_id: Option<&str>| LogFact { loan_id: loan_id.map(str::to_string), partition, offset, fact: fact.clone() };
+    match concerns(fact, book) {
+        Concerns::Nothing => {}
+        Concerns::Book => changes.put(keys::close(partition, offset), json(&kept(None))),
+        Concerns::Loans(loans) => {
+            for loan_id in loans {
+                changes.put(keys::loan_fact(loan_id, partition, offset), json(&kept(Some(loan_id))));
+            }
+        }
     }
 }
 
@@ -198,8 +268,12 @@ impl<'a> Rows<'a> {
         }
     }
 
+    /// The business date, and the configuration the facts are folded with (written
+    /// with the open date, so that every read model that has a loan has it).
     fn business_date(&mut self) {
         self.changes.put(keys::BUSINESS_DATE, json(&self.ledger.business_date()));
+        let config: &ProductConfig = self.ledger.config();
+        self.changes.put(keys::CONFIG, json(config));
     }
 
     fn application(&mut self, id: &str) {

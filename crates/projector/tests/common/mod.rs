@@ -145,7 +145,7 @@ impl Driver {
             if offset >= self.stored[p] {
                 let fact = &logs[p][offset];
                 changes.extend(if self.per_book {
-                    projector::changes_for_book(&self.ledger, u32::try_from(p).unwrap(), fact)
+                    projector::changes_for_book(&self.ledger, u32::try_from(p).unwrap(), i64::try_from(offset).unwrap(), fact)
                 } else {
                     projector::changes_for(&self.ledger, fact)
                 });
