@@ -90,14 +90,16 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
                 tracing::info!(service = "claims", "holding the id queue");
             }
         }
+        // Every second, busy or idle, forget what the book writers have decided (the
+        // window would otherwise grow with the traffic).
+        if !window.is_empty() && evicted_at.elapsed() >= HINT_REFRESH {
+            let committed = group::committed_offsets(&writers, topics::COMMANDS, window.books(), far_deadline()).await?;
+            window.forget_decided(&committed);
+            evicted_at = Instant::now();
+        }
         if batch.messages.is_empty() {
             settle(&mut window, &mut previous, &mut positions, &consumer).await?;
             positions.refresh(&consumer)?;
-            if !window.is_empty() && evicted_at.elapsed() >= HINT_REFRESH {
-                let committed = group::committed_offsets(&writers, topics::COMMANDS, window.books(), far_deadline()).await?;
-                window.forget_decided(&committed);
-                evicted_at = Instant::now();
-            }
             continue;
         }
         // Forwarded while the previous batch's acknowledgements are still on their way;
