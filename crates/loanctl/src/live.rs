@@ -49,6 +49,13 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
     let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    // Without the projector, the HTTP port serves the metrics (and /healthz) alone.
+    if let (Some(addr), false) = (http_addr, names.contains(&projection::NAME)) {
+        let listener = http::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics listening (GET /metrics, /healthz)");
+        let stopped = stopped.clone();
+        tasks.spawn(async move { Ok(http::serve_metrics(listener, stopped).await?) });
+    }
     for name in names {
         if *name == projection::NAME {
             let tree = store.tree(projection::NAME)?;

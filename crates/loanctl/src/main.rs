@@ -86,7 +86,8 @@ enum Command {
         broker: BrokerArgs,
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// Address of the HTTP API (projector only).
+        /// Address of the HTTP port: GET /metrics (Prometheus) and /healthz for every
+        /// service, and the read-model API where the service is the projector.
         #[arg(long)]
         http: Option<SocketAddr>,
     },
