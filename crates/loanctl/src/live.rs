@@ -354,10 +354,13 @@ pub async fn bench_live(
     };
     let burst: Vec<_> = (0..repayments).map(|i| payment(i, "burst")).collect();
     let receipt_id = |bytes: &[u8]| ledger_proto::decode::<ledger_proto::pb::RepaymentReceipt>(bytes).ok().map(|r| r.payment_id);
+    let burst_started = Instant::now();
     let (burst_seconds, _) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, burst, None, receipt_id).await?;
-    // Each paced run starts on a quiet ledger: every reader done with what came before.
+    // Each paced run starts on a quiet ledger: every reader done with what came before
+    // (the projector's read models among them: the burst's end to end in the read model).
     let quiet = Follower::new(&ctx.kafka, "ledger-bench-quiet", ctx.config.clone(), false)?;
     feed::wait_for_readers(&ctx, &quiet, Duration::from_secs(120)).await?;
+    let read_model_seconds = burst_started.elapsed().as_secs_f64();
     let paced: Vec<_> = (0..rate as usize * paced_seconds as usize).map(|i| payment(i, "paced")).collect();
     let (_, payment_latency) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, paced, Some(rate), receipt_id).await?;
     let application = |i: usize| {
@@ -401,6 +404,10 @@ pub async fn bench_live(
         ledger_kafka::topics::RECEIPTS,
         100.0 * per_second / produce_rate,
         500.0 * per_second / produce_rate
+    );
+    println!(
+        "  the same repayments in the read models: every reader of loan.events (publishers, projector) done after {read_model_seconds:.1} s = {:.0} repayments/s",
+        repayments as f64 / read_model_seconds
     );
     println!("  repayments at {rate}/s for {paced_seconds} s, publish to receipt: {}", percentiles(&payment_latency));
     println!("  applications at {rate}/s for {paced_seconds} s, publish to decision on loan.events: {}", percentiles(&application_latency));
