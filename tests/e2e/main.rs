@@ -4,6 +4,7 @@
 //! inputs through the real topics, read models in sled, the HTTP API.
 
 mod corruption;
+mod faults;
 mod harness;
 mod midnight;
 mod restart;
