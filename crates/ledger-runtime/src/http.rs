@@ -22,32 +22,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` turns true.
 /// Serves the read models of `tree`; while `ready` says they are not ready, every
-/// route but /healthz and /openapi.json answers 503 with the reason (never a part of
-/// the books).
-pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    return Ok(());
-                }
-            }
-            accepted = listener.accept() => {
-                let (stream, _) = accepted?;
-                let (tree, ready) = (tree.clone(), ready.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = answer(stream, Some((tree, ready))).await {
-                        tracing::debug!(error = %e, "http connection ended");
-                    }
-                });
-            }
-        }
-    }
+/// route but /healthz answers 503 with the reason (never a part of the books).
+pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    accept(listener, Some((tree, ready)), shutdown).await
 }
 
 /// Serves only `/metrics` and `/healthz` until `shutdown` turns true: the HTTP port of
 /// a process that runs services but no projector (`loanctl run SERVICE --http ADDR`).
-pub async fn serve_metrics(listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve_metrics(listener: TcpListener, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    accept(listener, None, shutdown).await
+}
+
+/// Answers each connection in a task of its own until `shutdown` turns true.
+async fn accept(listener: TcpListener, api: Option<(StoreTree, Readiness)>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -57,8 +44,9 @@ pub async fn serve_metrics(listener: TcpListener, mut shutdown: watch::Receiver<
             }
             accepted = listener.accept() => {
                 let (stream, _) = accepted?;
+                let api = api.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, None).await {
+                    if let Err(e) = answer(stream, api).await {
                         tracing::debug!(error = %e, "http connection ended");
                     }
                 });
