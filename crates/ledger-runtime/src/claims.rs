@@ -45,11 +45,14 @@ use ledger_proto::pb;
 use tokio::sync::watch;
 
 use crate::follower::HINT_REFRESH;
-use crate::group::{self, DEFAULT_BOUNDS};
+use crate::group::{self, Bounds, DEFAULT_BOUNDS};
 use crate::{books, intake, source, Context, Result, RuntimeError};
 
 /// The sequencer's consumer group on ledger.claims.
 pub const GROUP: &str = "ledger-claims";
+
+/// How long the sequencer waits for a next batch while the previous one is unsettled.
+const SETTLE_IDLE: Duration = Duration::from_millis(1);
 
 /// How long a hold waits before it says so in the log (and waits on).
 const HOLD_WARNING: Duration = Duration::from_secs(10);
@@ -73,9 +76,12 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
     let mut evicted_at = Instant::now();
     let mut previous = Pending::default();
     while !*shutdown.borrow() {
+        // With a batch still to settle, wait for more only a moment: its commit (which
+        // `feed` waits on) must not wait for traffic that is not coming.
+        let bounds = if previous.last.is_some() { Bounds { idle: SETTLE_IDLE, ..DEFAULT_BOUNDS } } else { DEFAULT_BOUNDS };
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
-            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+            batch = group::receive(&consumer, bounds) => batch,
         };
         if epoch != Some(batch.epoch) {
             epoch = Some(batch.epoch);

@@ -191,23 +191,31 @@ impl Run {
             *next = (*next).max(offset + 1);
         }
         self.named.clear();
-        for ((kind, partition), next) in &reached {
-            wait_committed(&watchers[kind], input_topic(*kind), *partition, *next, wait).await?;
+        let acknowledged = started.elapsed();
+        // One question per group and poll, for all of its partitions at once.
+        let mut by_kind: BTreeMap<InputKind, BTreeMap<i32, i64>> = BTreeMap::new();
+        for ((kind, partition), next) in reached {
+            by_kind.entry(kind).or_default().insert(partition, next);
         }
+        for (kind, targets) in &by_kind {
+            wait_all_committed(&watchers[kind], input_topic(*kind), targets, wait).await?;
+        }
+        let forwarded = started.elapsed();
         // Then the id sequencer past every claim queued by then, then the book writers.
         let claimed = tokio::task::block_in_place(|| probe.end_offsets(topics::CLAIMS))?;
-        for (partition, end) in claimed {
-            if end > 0 {
-                wait_committed(claims_watcher, topics::CLAIMS, partition, end, wait).await?;
-            }
-        }
+        wait_all_committed(claims_watcher, topics::CLAIMS, &claimed, wait).await?;
+        let sequenced = started.elapsed();
         let ends = tokio::task::block_in_place(|| probe.end_offsets(topics::COMMANDS))?;
-        for (partition, end) in ends {
-            if end > 0 {
-                wait_committed(books_watcher, topics::COMMANDS, partition, end, wait).await?;
-            }
-        }
-        tracing::debug!(inputs, ms = started.elapsed().as_millis() as u64, "run decided");
+        wait_all_committed(books_watcher, topics::COMMANDS, &ends, wait).await?;
+        let ms = |d: Duration| d.as_millis() as u64;
+        tracing::debug!(
+            inputs,
+            acknowledged_ms = ms(acknowledged),
+            forwarded_ms = ms(forwarded),
+            sequenced_ms = ms(sequenced),
+            ms = ms(started.elapsed()),
+            "run decided"
+        );
         Ok(())
     }
 }
@@ -228,14 +236,19 @@ fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
     })
 }
 
-/// Waits until `watcher`'s group has committed `topic`/`partition` at `at_least`.
-pub(crate) async fn wait_committed(watcher: &StreamConsumer, topic: &str, partition: i32, at_least: i64, wait: Duration) -> Result<()> {
+/// Waits until `watcher`'s group has committed every partition of `topic` in
+/// `targets` at least at its offset (partitions at 0 need nothing), asking for all of
+/// them at once each time.
+pub(crate) async fn wait_all_committed(watcher: &StreamConsumer, topic: &str, targets: &BTreeMap<i32, i64>, wait: Duration) -> Result<()> {
+    let targets: BTreeMap<i32, i64> = targets.iter().filter(|(_, at)| **at > 0).map(|(p, at)| (*p, *at)).collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
     let deadline = Instant::now() + wait;
     loop {
-        let reached = group::committed_offsets(watcher, topic, [partition], deadline).await?.get(&partition).copied().unwrap_or(-1);
-        if reached >= at_least {
-            return Ok(());
-        }
+        let committed = group::committed_offsets(watcher, topic, targets.keys().copied(), deadline).await?;
+        let behind = targets.iter().find(|(p, at)| committed.get(p).copied().unwrap_or(-1) < **at);
+        let Some((partition, at_least)) = behind else { return Ok(()) };
         if Instant::now() > deadline {
             return Err(RuntimeError::Timeout(format!(
                 "{topic} partition {partition} offset {} was not processed within {} s; is `loanctl up` running against these brokers?",
@@ -253,11 +266,7 @@ pub async fn wait_for_readers(ctx: &Context, view: &Follower, wait: Duration) ->
     let ends = view.end_offsets()?;
     for reader in event_readers() {
         let watcher = ctx.kafka.consumer(&events_group(reader))?;
-        for (p, end) in &ends {
-            if *end > 0 {
-                wait_committed(&watcher, topics::EVENTS, *p, *end, wait).await?;
-            }
-        }
+        wait_all_committed(&watcher, topics::EVENTS, &ends, wait).await?;
     }
     Ok(())
 }
