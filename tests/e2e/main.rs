@@ -3,6 +3,7 @@
 //! and the real `loanctl` binary: every service in `loanctl up`,
 //! inputs through the real topics, read models in sled, the HTTP API.
 
+mod bad_inputs;
 mod corruption;
 mod faults;
 mod harness;

@@ -440,6 +440,8 @@ mod tests {
     }
 }
 
+pub mod corpus;
+
 /// Benchmarks of the fold (`loanctl bench`): wall-clock figures on one core.
 pub mod bench {
     use std::sync::Arc;
