@@ -188,14 +188,21 @@ def _env():
     return env
 
 
-@pytest.fixture(scope="session")
-def ledger(loanctl_bin, broker, tmp_path_factory):
-    ledger = Ledger(loanctl_bin, broker, tmp_path_factory.mktemp("ledger"))
+@contextlib.contextmanager
+def running_ledger(loanctl, brokers, folder):
+    """`loanctl up` against `brokers`, its data in `folder`, until the block ends."""
+    ledger = Ledger(loanctl, brokers, folder)
     try:
         ledger.start()
         yield ledger
     finally:
         ledger.stop()
+
+
+@pytest.fixture(scope="session")
+def ledger(loanctl_bin, broker, tmp_path_factory):
+    with running_ledger(loanctl_bin, broker, tmp_path_factory.mktemp("ledger")) as ledger:
+        yield ledger
 
 
 # ---------------------------------------------------------------- reporting

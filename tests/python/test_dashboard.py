@@ -16,13 +16,11 @@ Screenshots (PNG) go to $DASHBOARD_SCREENSHOTS when it names a folder (README's
 pictures in docs/ are made so), else to the test's temporary folder.
 """
 
-import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,9 +28,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
-from conftest import Ledger, kafka_broker, tail
+from conftest import kafka_broker, running_ledger, tail
 
 # A generated portfolio with overdue principal in every bucket (NPL too).
 MERCHANTS, DAYS, SEED = 200, 120, 3
@@ -55,6 +53,10 @@ return {
   banner: document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent,
 };
 """
+
+
+# The loan ids of the overdue queue's rows, in order.
+QUEUE = "return Array.from(document.querySelectorAll('#queue tbody tr')).map((r) => r.dataset.loan);"
 
 
 def chromium_paths():
@@ -88,12 +90,8 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def own_ledger(loanctl_bin, tmp_path_factory):
     with kafka_broker(tmp_path_factory.mktemp("kafka-dashboard")) as brokers:
-        ledger = Ledger(loanctl_bin, brokers, tmp_path_factory.mktemp("ledger-dashboard"))
-        try:
-            ledger.start()
+        with running_ledger(loanctl_bin, brokers, tmp_path_factory.mktemp("ledger-dashboard")) as ledger:
             yield ledger
-        finally:
-            ledger.stop()
 
 
 @pytest.fixture(scope="module")
@@ -120,22 +118,11 @@ def assert_shows(shown, portfolio, where):
     assert shown["days"] == [d["date"] for d in portfolio["income_by_day"]], where
 
 
-def wait_for(what, predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting until {what}")
-        time.sleep(0.2)
-
-
 def test_the_dashboard_follows_a_feed_and_shows_what_the_api_answers(own_ledger, browser, screenshots, tmp_path):
     scenario = tmp_path / "portfolio.jsonl"
     scenario.write_text(own_ledger.loanctl("generate", "--merchants", str(MERCHANTS), "--days", str(DAYS), "--seed", str(SEED), brokers=False))
     browser.get(own_ledger.api + "/")
-    wait_for("the dashboard drew the empty ledger", lambda: browser.execute_script(SHOWN)["refreshes"] >= 1)
+    own_ledger.wait(lambda: browser.execute_script(SHOWN)["refreshes"] >= 1, "the dashboard drew the empty ledger")
 
     feed_log = tmp_path / "feed.log"
     with open(feed_log, "wb") as log:
@@ -165,7 +152,7 @@ def test_the_dashboard_follows_a_feed_and_shows_what_the_api_answers(own_ledger,
         shown = browser.execute_script(SHOWN)
         return shown if shown["drawn"] == portfolio else None
 
-    shown = wait_for("the dashboard drew the portfolio after the feed", shows_the_portfolio, timeout=20)
+    shown = own_ledger.wait(shows_the_portfolio, "the dashboard drew the portfolio after the feed", timeout=20)
     assert_shows(shown, portfolio, "after the feed")
     assert all(portfolio["overdue_principal"][b] != "0.00" for b in BUCKETS), portfolio["overdue_principal"]
     browser.save_screenshot(str(screenshots / "dashboard.png"))
@@ -175,8 +162,7 @@ def test_the_dashboard_follows_a_feed_and_shows_what_the_api_answers(own_ledger,
         Select(browser.find_element(By.ID, "queue-bucket")).select_by_value(bucket)
         expected = own_ledger.get("/v1/overdue" + (f"?bucket={bucket}" if bucket else ""))
         expected_ids = [l["loan_id"] for l in expected["loans"][:200]]
-        wait_for(f"the queue shows bucket {bucket or 'every bucket'}",
-                 lambda: browser.execute_script("return Array.from(document.querySelectorAll('#queue tbody tr')).map((r) => r.dataset.loan)") == expected_ids)
+        own_ledger.wait(lambda: browser.execute_script(QUEUE) == expected_ids, f"the queue shows bucket {bucket or 'every bucket'}")
         assert browser.find_element(By.ID, "queue-count").text.startswith(f"{expected['count']} overdue loan")
 
 
@@ -197,10 +183,10 @@ def test_a_searched_loan_shows_its_statement_and_a_borrower_its_loans(own_ledger
     payoff = own_ledger.get(f"/v1/loans/{quoted}/payoff")
 
     search(browser, loan["loan_id"])
-    rows = wait_for("the statement is shown", lambda: browser.execute_script(
+    rows = own_ledger.wait(lambda: browser.execute_script(
         "const t = document.querySelector('#statement');"
         "return t && t.dataset.loan === arguments[0] ? Array.from(t.querySelectorAll('tbody tr')).map((r) => Array.from(r.cells).map((c) => c.textContent)) : null;",
-        loan["loan_id"]))
+        loan["loan_id"]), "the statement is shown")
     columns = ["date", "kind", "reference", "principal_disbursed", "interest_charged", "penalty_charged", "amount",
                "penalty_paid", "interest_paid", "principal_paid", "principal_outstanding", "total_owed", "dpd", "bucket"]
     expected = [[("" if e[c] is None else str(e[c])) for c in columns] for e in history["entries"]]
@@ -216,11 +202,11 @@ def test_a_searched_loan_shows_its_statement_and_a_borrower_its_loans(own_ledger
     # Its borrower: the borrower's view and every loan of it.
     borrower = own_ledger.get(f"/v1/borrowers/{urllib.parse.quote(loan['borrower_id'], safe='')}")
     search(browser, loan["borrower_id"])
-    shown = wait_for("the borrower is shown", lambda: browser.execute_script(
+    shown = own_ledger.wait(lambda: browser.execute_script(
         "const r = document.querySelector('[data-result=borrower]');"
-        "return r ? Array.from(r.querySelectorAll('#borrower-loans tbody tr')).map((row) => row.cells[0].textContent) : null;"))
+        "return r ? Array.from(r.querySelectorAll('#borrower-loans tbody tr')).map((row) => row.cells[0].textContent) : null;"), "the borrower is shown")
     assert shown == [l["loan_id"] for l in borrower["loans"]]
 
     # An id that names nothing says so.
     search(browser, "NO-SUCH-ID")
-    wait_for("the page says nothing has that id", lambda: browser.find_elements(By.CSS_SELECTOR, "[data-result=none]"))
+    own_ledger.wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-result=none]"), "the page says nothing has that id")
