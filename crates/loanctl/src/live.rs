@@ -210,7 +210,7 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     let portfolio: serde_json::Value = serde_json::from_str(&get_json(&api, "/v1/portfolio").await?)?;
     print!("{}", portfolio_report(&portfolio));
     eprintln!(
-        "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
+        "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (the dashboard at {api}/; try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
         report.inputs, report.day_closes, report.seconds
     );
     let result = services.await?;
