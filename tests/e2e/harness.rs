@@ -280,9 +280,13 @@ pub fn export(api: &str) -> serde_json::Value {
 }
 
 /// GET `path` of the HTTP API: the status and the JSON body.
-pub fn get_json(api: &str, path: &str) -> (u16, serde_json::Value) {
+pub fn get_text(api: &str, path: &str) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (status, body) = rt.block_on(ledger_runtime::http::get(&format!("{api}{path}"))).unwrap();
+    rt.block_on(ledger_runtime::http::get(&format!("{api}{path}"))).unwrap()
+}
+
+pub fn get_json(api: &str, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get_text(api, path);
     let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
     (status, value)
 }

@@ -4,6 +4,7 @@
 //! inputs through the real topics, read models in sled, the HTTP API.
 
 mod corruption;
+mod faults;
 mod harness;
 mod midnight;
 mod restart;
@@ -104,7 +105,71 @@ fn generated_portfolio_through_the_broker_equals_simulate() {
     let up = Up::start(&broker.brokers(), &work.path().join("data"), free_port());
     feed_and_compare(&broker, &up, &file, work.path());
     assert_statements_add_up(&up.api, &export(&up.api));
+    assert_metrics_count_what_was_fed(&broker.brokers(), &up.api, &file);
     up.stop();
+}
+
+/// GET /metrics counts what the feed sent and the ledger decided: every input read by
+/// its intake and by the id sequencer, every fact produced, every refusal by its
+/// reason, and the portfolio's gauges equal the export's figures.
+fn assert_metrics_count_what_was_fed(brokers: &str, api: &str, file: &Path) {
+    use ledger_core::{Fact, Input};
+    let (status, text) = get_text(api, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let value = |name: &str, labels: &str| -> i64 {
+        let series = if labels.is_empty() { name.to_string() } else { format!("{name}{{{labels}}}") };
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0, |v| v.parse::<f64>().unwrap_or_else(|_| panic!("{series}: {v}")) as i64)
+    };
+    let inputs: Vec<Input> = std::fs::read_to_string(file).unwrap().lines().filter_map(|l| ledger_core::scenario::parse_line(l).unwrap()).collect();
+    let count = |f: &dyn Fn(&Input) -> bool| inputs.iter().filter(|i| f(i)).count() as i64;
+    let topics = [
+        ("loan.applications", "ledger-origination", count(&|i| matches!(i, Input::Application(_)))),
+        ("payments.repayments", "ledger-repayment", count(&|i| matches!(i, Input::Repayment(_)))),
+        ("collections.actions", "ledger-collections", count(&|i| matches!(i, Input::Collections(_)))),
+        ("merchant.updates", "ledger-monitoring", count(&|i| matches!(i, Input::MerchantUpdate(_)))),
+    ];
+    let mut all = 0;
+    for (topic, group, fed) in topics {
+        assert_eq!(value("ledger_messages_consumed_total", &format!(r#"topic="{topic}",group="{group}""#)), fed, "{topic} read by {group}\n{text}");
+        all += fed;
+    }
+    assert!(all > 100, "a portfolio was fed");
+    assert_eq!(value("ledger_messages_consumed_total", r#"topic="ledger.claims",group="ledger-claims""#), all, "claims read by the id sequencer");
+    assert_eq!(value("ledger_messages_produced_total", r#"topic="ledger.claims""#), all, "claims queued by the intakes");
+    let facts: Vec<Fact> = crate::midnight::facts_by_partition(brokers).into_values().flatten().collect();
+    assert_eq!(value("ledger_messages_produced_total", r#"topic="loan.events""#), facts.len() as i64, "facts appended");
+    // Refusals by reason, from the facts the writer appended.
+    let mut reasons: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for fact in &facts {
+        let (topic, why): (&str, Vec<String>) = match fact {
+            Fact::ApplicationDecided(d) => ("loan.applications", d.reasons.iter().map(|r| r.as_str().to_string()).collect()),
+            Fact::RepaymentRefused { reason, .. } => ("payments.repayments", vec![reason.as_str().to_string()]),
+            Fact::ActionRefused { reason, .. } => ("collections.actions", vec![reason.as_str().to_string()]),
+            Fact::MerchantUpdateRefused { reason, .. } => ("merchant.updates", vec![reason.as_str().to_string()]),
+            _ => continue,
+        };
+        for reason in why {
+            *reasons.entry((topic.to_string(), reason)).or_default() += 1;
+        }
+    }
+    assert!(!reasons.is_empty(), "the portfolio has refusals");
+    for ((topic, reason), n) in &reasons {
+        assert_eq!(value("ledger_inputs_refused_total", &format!(r#"topic="{topic}",reason="{reason}""#)), *n, "{topic} {reason}");
+    }
+    assert_eq!(value("ledger_messages_dead_lettered_total", r#"topic="loan.applications""#), 0);
+    // The portfolio's gauges.
+    let portfolio = get_json(api, "/v1/portfolio").1;
+    let cents = |v: &serde_json::Value| -> i64 { (v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap() * rust_decimal::Decimal::ONE_HUNDRED).try_into().unwrap() };
+    assert_eq!(value("ledger_active_loans", ""), portfolio["active_loans"].as_i64().unwrap());
+    assert_eq!(value("ledger_principal_outstanding_cents", ""), cents(&portfolio["outstanding_principal"]));
+    for bucket in ["M1", "M2", "M3", "NPL"] {
+        assert_eq!(value("ledger_overdue_principal_cents", &format!(r#"bucket="{bucket}""#)), cents(&portfolio["overdue_principal"][bucket]), "{bucket}");
+    }
+    // Latencies were observed, and lag is reported for the groups.
+    assert!(value("ledger_input_to_fact_seconds_count", "") > 0, "{text}");
+    assert!(text.contains("ledger_consumer_lag_messages{"), "{text}");
 }
 
 /// Every loan's statement (GET /v1/loans/{id}/history) from the live read models adds

@@ -64,6 +64,16 @@ fn borrower_keyed_topics_with_another_partition_count_are_refused() {
     assert!(refusal.contains("loan.applications has 2 partitions but loan.events has 3"), "unclear refusal: {refusal}");
 }
 
+#[test]
+fn a_claims_queue_of_more_than_one_partition_is_refused() {
+    // Two partitions would give the ledger two id sequencers, and two inputs with one
+    // id in two books could both be accepted again.
+    let broker = Broker::start();
+    create_without_settings(&broker.brokers(), topics::CLAIMS, 2);
+    let refusal = up_refusal(&broker.brokers(), "loanctl up started with ledger.claims on 2 partitions");
+    assert!(refusal.contains("ledger.claims has 2 partitions: it must have exactly 1"), "unclear refusal: {refusal}");
+}
+
 /// Creates `topic` as other tooling would: the broker's default settings.
 fn create_without_settings(brokers: &str, topic: &str, partitions: i32) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

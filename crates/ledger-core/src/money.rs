@@ -114,6 +114,13 @@ impl Money {
         self.0
     }
 
+    /// The amount in cents (fen), exactly (a `Money` is a non-negative multiple of
+    /// 0.01); saturated at `i64::MAX`. The inverse of [`Money::from_cents`].
+    pub fn cents(self) -> i64 {
+        use rust_decimal::prelude::ToPrimitive;
+        (self.0 * Decimal::ONE_HUNDRED).to_i64().unwrap_or(i64::MAX)
+    }
+
     pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }
@@ -182,6 +189,14 @@ impl std::iter::Sum for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cents_are_exact_and_invert_from_cents() {
+        for cents in [0, 1, 99, 12_345, 100_000_000] {
+            assert_eq!(Money::from_cents(cents).cents(), cents);
+        }
+        assert_eq!(Money::parse_external("1000000.00", None).unwrap().cents(), 100_000_000);
+    }
 
     #[test]
     fn rounds_half_up_away_from_zero() {

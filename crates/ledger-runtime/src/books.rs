@@ -39,6 +39,7 @@ use ledger_kafka::rdkafka::Message;
 use ledger_kafka::topics;
 use ledger_proto::pb;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::follower::Follower;
 use crate::group::{self, DEFAULT_BOUNDS};
@@ -104,7 +105,8 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
             continue;
         }
         writer.read_view().await?;
-        writer.decide_batch(&batch.messages).await?;
+        let span = tracing::debug_span!("batch", stage = NAME, topic = topics::COMMANDS, messages = batch.messages.len());
+        writer.decide_batch(&batch.messages).instrument(span).await?;
         for message in &batch.messages {
             positions.handled(message.partition(), message.offset());
         }
@@ -170,7 +172,15 @@ impl Writer {
         let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(messages.len());
         for message in messages {
             if self.own.contains(&message.partition()) {
-                self.decide_one(message, &mut in_flight).await?;
+                let span = tracing::debug_span!(
+                    "command",
+                    topic = topics::COMMANDS,
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    origin = tracing::field::Empty,
+                    id = tracing::field::Empty
+                );
+                self.decide_one(message, &mut in_flight).instrument(span).await?;
             }
         }
         for delivery in in_flight {
@@ -228,14 +238,22 @@ impl Writer {
                     return Err(RuntimeError::Refused(format!("no service here decides {topic}")));
                 };
                 let input = decode_input(kind, &bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", at())))?;
+                let span = tracing::Span::current();
+                if !span.is_disabled() {
+                    span.record("origin", origin.as_str());
+                    span.record("id", input.key().as_str());
+                }
+                tracing::trace!("deciding");
                 match decider.decide(self.view.ledger(), partition as u32, &input) {
                     Err(e) => {
                         // Readable but undecidable (the ledger not open yet, a figure
                         // the score needs missing): dead-lettered as it came.
                         ledger_kafka::dead_letter(&self.producer, topic, input_partition, input_offset, message.key(), Some(&bytes), &e.to_string())
                             .await?;
+                        crate::metrics::dead_lettered(topic);
                     }
                     Ok(Decision::Seen(seen)) => {
+                        crate::metrics::seen(input_topic(kind), seen);
                         // A re-sent input (DUPLICATE) or another input with a used id
                         // (ID_CONFLICT): recorded where its kind has an answer, so that
                         // the answer follows the first input's.
@@ -243,7 +261,10 @@ impl Writer {
                             self.append(partition, &key, fact, &origin, in_flight)?;
                         }
                     }
-                    Ok(Decision::Fact(fact)) => self.append(partition, &key, fact, &origin, in_flight)?,
+                    Ok(Decision::Fact(fact)) => {
+                        crate::metrics::decided(&fact, command.input_timestamp_ms);
+                        self.append(partition, &key, fact, &origin, in_flight)?
+                    }
                 }
             }
         }
@@ -265,6 +286,7 @@ impl Writer {
         self.decided.entry(partition).or_default().note(origin);
         let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
         in_flight.push(ledger_kafka::enqueue(&self.producer, topics::EVENTS, Some(partition), key, &payload)?);
+        crate::metrics::produced(topics::EVENTS);
         Ok(())
     }
 }

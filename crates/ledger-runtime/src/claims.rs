@@ -125,6 +125,7 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             }
             let delivery = intake::send_command(&producer, &String::from_utf8_lossy(key), book, payload)?;
             in_flight.push((window.forwarded(book, command.claims), delivery));
+            crate::metrics::produced(topics::COMMANDS);
         }
         settle(&mut window, &mut previous, &mut positions, &consumer).await?;
         let last = batch.messages.last().map(|m| (m.partition(), m.offset()));

@@ -30,7 +30,7 @@ pub async fn open(follower: &mut Follower, producer: &FutureProducer, date: Date
             }
         }
     }
-    let command = pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::Open(pb::Open { date: date.to_string() })), claims: Vec::new() };
+    let command = pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::Open(pb::Open { date: date.to_string() })), claims: Vec::new(), input_timestamp_ms: 0 };
     send(producer, &command, &date.to_string(), &todo).await?;
     wait_for(follower, &todo, date, wait, "open").await
 }
@@ -66,7 +66,7 @@ pub async fn close_day(follower: &mut Follower, producer: &FutureProducer, date:
         return Err(RuntimeError::Refused(format!("{date} is already closed")));
     }
     let command =
-        pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::DayClose(pb::DayClose { date: date.to_string() })), claims: Vec::new() };
+        pb::BookCommand { origin: String::new(), command: Some(pb::book_command::Command::DayClose(pb::DayClose { date: date.to_string() })), claims: Vec::new(), input_timestamp_ms: 0 };
     send(producer, &command, &date.to_string(), &todo).await?;
     wait_for(follower, &todo, date.next(), wait, "day close").await?;
     Ok(date)

@@ -179,6 +179,7 @@ impl Follower {
     /// Like [`Follower::catch_up`], up to given end offsets.
     pub async fn catch_up_to(&mut self, ends: &BTreeMap<i32, i64>, max: usize) -> Result<Vec<Applied>> {
         let mut applied = Vec::new();
+        let mut read = 0;
         while applied.len() < max && ends.iter().any(|(p, end)| self.positions.get(p).copied().unwrap_or(0) < *end) {
             let message = match tokio::time::timeout(RECEIVE_TIMEOUT, self.consumer.recv()).await {
                 Err(_) => return Err(RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, self.group))),
@@ -195,6 +196,7 @@ impl Follower {
             if !self.positions.contains_key(&partition) {
                 continue;
             }
+            read += 1;
             self.positions.insert(partition, offset + 1);
             if self.own.contains(&partition) {
                 // Written by this process's book writer, which applied it already.
@@ -214,6 +216,10 @@ impl Follower {
                 return Err(RuntimeError::Corrupt(format!("{}: the fact {} does not fit the book at its position: {why}", at(), fact.key())));
             }
             applied.push(Applied { partition, offset, fact, outcome, source, derived });
+        }
+        crate::metrics::consumed(topics::EVENTS, &self.group, read);
+        for (partition, end) in ends {
+            crate::metrics::lag(&self.group, topics::EVENTS, *partition, end - self.positions.get(partition).copied().unwrap_or(0));
         }
         Ok(applied)
     }

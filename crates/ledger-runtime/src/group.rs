@@ -25,6 +25,8 @@ use crate::{Result, RuntimeError};
 /// callbacks run inside its receive, never while it handles a batch).
 #[derive(Default)]
 pub struct Membership {
+    /// The consumer group (a label of the metrics).
+    group: String,
     /// Bumped at every revocation and assignment.
     epoch: AtomicU64,
     owned: Mutex<BTreeSet<i32>>,
@@ -76,7 +78,19 @@ impl Membership {
     }
 }
 
-impl ClientContext for Membership {}
+impl ClientContext for Membership {
+    /// librdkafka's statistics (every `statistics.interval.ms`): each assigned
+    /// partition's lag, for the metrics.
+    fn stats(&self, statistics: ledger_kafka::rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    crate::metrics::lag(&self.group, topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Membership {
     /// The eager protocol's assign and revoke (as librdkafka's default handler does
@@ -135,20 +149,22 @@ pub type GroupConsumer = StreamConsumer<Membership>;
 
 /// A member of `group` subscribed to `topic`.
 pub fn join(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
-    join_with(kafka, group, topic, Membership::default())
+    join_with(kafka, group, topic, Membership { group: group.to_string(), ..Membership::default() })
 }
 
 /// A rewinding member of `group` subscribed to `topic`: it reads every partition it is
 /// assigned from the beginning (to fold it), and learns the group's committed offsets
 /// (up to where the group has published) from [`Membership::committed`].
 pub fn join_rewinding(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
-    join_with(kafka, group, topic, Membership { rewind: true, ..Membership::default() })
+    join_with(kafka, group, topic, Membership { group: group.to_string(), rewind: true, ..Membership::default() })
 }
 
 fn join_with(kafka: &KafkaConfig, group: &str, topic: &str, membership: Membership) -> Result<GroupConsumer> {
     let mut config = kafka.consumer_config(group);
     // Eager, so that a rebalance hands over whole partitions at the committed offset.
     config.set("partition.assignment.strategy", "range");
+    // Each partition's lag for the metrics, from librdkafka's own statistics.
+    config.set("statistics.interval.ms", "5000");
     let consumer: GroupConsumer = config.create_with_context(membership)?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
@@ -213,6 +229,9 @@ pub async fn receive(consumer: &GroupConsumer, bounds: Bounds) -> Batch {
                 break;
             }
         }
+    }
+    if let Some(first) = messages.first() {
+        crate::metrics::consumed(first.topic(), &consumer.context().group, messages.len());
     }
     Batch { messages, epoch }
 }

@@ -23,9 +23,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` turns true.
 /// Serves the read models of `tree`; while `ready` says they are not ready, every
-/// route but /healthz and /openapi.json answers 503 with the reason (never a part of
-/// the books).
-pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+/// route but /healthz answers 503 with the reason (never a part of the books).
+pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    accept(listener, Some((tree, ready)), shutdown).await
+}
+
+/// Serves only `/metrics` and `/healthz` until `shutdown` turns true: the HTTP port of
+/// a process that runs services but no projector (`loanctl run SERVICE --http ADDR`).
+pub async fn serve_metrics(listener: TcpListener, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    accept(listener, None, shutdown).await
+}
+
+/// Answers each connection in a task of its own until `shutdown` turns true.
+async fn accept(listener: TcpListener, api: Option<(StoreTree, Readiness)>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -35,9 +45,9 @@ pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut
             }
             accepted = listener.accept() => {
                 let (stream, _) = accepted?;
-                let (tree, ready) = (tree.clone(), ready.clone());
+                let api = api.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, tree, ready).await {
+                    if let Err(e) = answer(stream, api).await {
                         tracing::debug!(error = %e, "http connection ended");
                     }
                 });
@@ -46,7 +56,10 @@ pub async fn serve(listener: TcpListener, tree: StoreTree, ready: Readiness, mut
     }
 }
 
-async fn answer(mut stream: TcpStream, tree: StoreTree, ready: Readiness) -> std::io::Result<()> {
+/// The content type of `/metrics` (prometheus-client writes the OpenMetrics text format).
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn answer(mut stream: TcpStream, api: Option<(StoreTree, Readiness)>) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -64,6 +77,25 @@ async fn answer(mut stream: TcpStream, tree: StoreTree, ready: Readiness) -> std
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
     let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    if target.split('?').next() == Some("/metrics") {
+        let tree = api.as_ref().map(|(tree, _)| tree.clone());
+        let text = tokio::task::spawn_blocking(move || {
+            let portfolio = tree.and_then(|tree| projector::portfolio(&tree).ok()).map(|report| report.figures);
+            crate::metrics::render(portfolio.as_ref())
+        })
+        .await
+        .unwrap_or_else(|e| format!("# the metrics could not be rendered: {e}\n"));
+        return respond_raw(&mut stream, 200, METRICS_CONTENT_TYPE, text.as_bytes()).await;
+    }
+    let Some((tree, ready)) = api else {
+        return match target.split('?').next() {
+            Some("/healthz") => respond(&mut stream, 200, &serde_json::json!({"status": "ok"})).await,
+            _ => {
+                let why = "this process serves /metrics and /healthz only: the read models are served where the projector runs";
+                respond(&mut stream, 404, &serde_json::json!({ "error": why })).await
+            }
+        };
+    };
     if let Some(why) = ready.not_ready().filter(|_| !projector::served_while_not_ready(&target)) {
         return respond(&mut stream, 503, &serde_json::json!({ "error": why })).await;
     }
@@ -74,18 +106,13 @@ async fn answer(mut stream: TcpStream, tree: StoreTree, ready: Readiness) -> std
     match body {
         // A page (the dashboard) is a string to write out as it is; errors stay JSON.
         serde_json::Value::String(page) if status == 200 && media_type != "application/json" => {
-            write(&mut stream, status, media_type, page.as_bytes()).await
+            respond_raw(&mut stream, status, media_type, page.as_bytes()).await
         }
         body => respond(&mut stream, status, &body).await,
     }
 }
 
 async fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) -> std::io::Result<()> {
-    let body = serde_json::to_vec_pretty(body).unwrap_or_default();
-    write(stream, status, "application/json", &body).await
-}
-
-async fn write(stream: &mut TcpStream, status: u16, media_type: &str, body: &[u8]) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -95,8 +122,17 @@ async fn write(stream: &mut TcpStream, status: u16, media_type: &str, body: &[u8
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
+    let body = serde_json::to_vec_pretty(body).unwrap_or_default();
+    respond_with_reason(stream, status, reason, "application/json", &body).await
+}
+
+async fn respond_raw(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    respond_with_reason(stream, status, if status == 200 { "OK" } else { "Error" }, content_type, body).await
+}
+
+async fn respond_with_reason(stream: &mut TcpStream, status: u16, reason: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -148,6 +184,9 @@ mod tests {
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("being rebuilt from loan.events"), "{body}");
         assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+        let (status, body) = get(&format!("{base}/metrics")).await.unwrap();
+        assert_eq!(status, 200, "the metrics are served while not ready: {body}");
+        assert!(body.contains("# EOF"), "{body}");
         let (status, body) = get(&format!("{base}/openapi.json")).await.unwrap();
         assert_eq!(status, 200, "the API's description is served while not ready: {body}");
         assert!(body.contains("\"openapi\": \"3.1"), "{body}");
@@ -160,5 +199,24 @@ mod tests {
         stop.send(true).unwrap();
         server.await.unwrap().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A process without the projector serves its metrics and /healthz, and says where
+    /// the read models are for anything else.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_process_without_the_projector_serves_its_metrics_only() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve_metrics(listener, stopped));
+        let (status, body) = get(&format!("{base}/metrics")).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("ledger_input_to_fact_seconds_count") && body.trim_end().ends_with("# EOF"), "{body}");
+        assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+        let (status, body) = get(&format!("{base}/v1/export")).await.unwrap();
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("where the projector runs"), "{body}");
+        stop.send(true).unwrap();
+        server.await.unwrap().unwrap();
     }
 }

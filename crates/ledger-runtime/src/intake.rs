@@ -79,6 +79,7 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
             match (input, key) {
                 (Err(reason), _) => {
                     ledger_kafka::dead_letter(&producer, topic, partition, offset, message.key(), message.payload(), reason).await?;
+                    crate::metrics::dead_lettered(topic);
                 }
                 (Ok(input), key) => {
                     let key = key.as_deref().unwrap_or_default();
@@ -86,16 +87,24 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
                         origin: source(topic, partition, offset),
                         command: Some(pb::book_command::Command::Input(payload.to_vec())),
                         claims: input.unique_ids(),
+                        input_timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
                     };
                     let payload = ledger_proto::encode(&command);
                     in_flight.push(ledger_kafka::enqueue(&producer, topics::CLAIMS, Some(0), key, &payload)?);
+                    crate::metrics::produced(topics::CLAIMS);
                 }
             }
             positions.handled(partition, offset);
         }
         await_all(&mut in_flight).await?;
         positions.commit(&consumer)?;
-        tracing::debug!(service = name, inputs = batch.messages.len(), "forwarded");
+        tracing::debug!(
+            service = name,
+            topic,
+            inputs = batch.messages.len(),
+            first = ?batch.messages.first().map(|m| (m.partition(), m.offset())),
+            "forwarded a batch to ledger.claims"
+        );
     }
     tracing::info!(service = name, "intake stopped");
     Ok(())

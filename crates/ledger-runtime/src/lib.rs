@@ -26,6 +26,7 @@ pub mod group;
 pub mod http;
 pub mod intake;
 pub mod loans;
+pub mod metrics;
 pub mod projection;
 pub mod replay;
 pub mod service;

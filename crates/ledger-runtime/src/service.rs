@@ -71,6 +71,7 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
                     let mut out = notice.into_proto();
                     out.set_event_id(format!("{partition}-{offset}-{index}"));
                     in_flight.push(send_output(&producer, &out)?);
+                    crate::metrics::notice(name, message.timestamp().to_millis().unwrap_or(0));
                     if in_flight.len() >= IN_FLIGHT_MAX {
                         await_all(&mut in_flight).await?;
                     }
@@ -102,7 +103,9 @@ fn output_topic(out: &Output) -> &'static str {
 
 /// Queues one output message on its topic, keyed as it says.
 pub(crate) fn send_output(producer: &FutureProducer, out: &Output) -> Result<DeliveryFuture> {
-    Ok(ledger_kafka::enqueue(producer, output_topic(out), None, out.key(), &out.encode())?)
+    let topic = output_topic(out);
+    crate::metrics::produced(topic);
+    Ok(ledger_kafka::enqueue(producer, topic, None, out.key(), &out.encode())?)
 }
 
 pub(crate) async fn await_all(in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {

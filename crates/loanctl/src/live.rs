@@ -51,6 +51,13 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
     let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    // Without the projector, the HTTP port serves the metrics (and /healthz) alone.
+    if let (Some(addr), false) = (http_addr, names.contains(&projection::NAME)) {
+        let listener = http::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics listening (GET /metrics, /healthz)");
+        let stopped = stopped.clone();
+        tasks.spawn(async move { Ok(http::serve_metrics(listener, stopped).await?) });
+    }
     for name in names {
         if *name == projection::NAME {
             let tree = store.tree(projection::NAME)?;
@@ -251,6 +258,7 @@ pub async fn bench_live(
     repayments: usize,
     rate: u64,
     paced_seconds: u64,
+    loans: usize,
 ) -> anyhow::Result<()> {
     use ledger_kafka::rdkafka::consumer::Consumer;
     use ledger_kafka::rdkafka::producer::FutureRecord;
@@ -341,12 +349,15 @@ pub async fn bench_live(
     };
     let burst: Vec<_> = (0..repayments).map(|i| payment(i, "burst")).collect();
     let receipt_id = |bytes: &[u8]| ledger_proto::decode::<ledger_proto::pb::RepaymentReceipt>(bytes).ok().map(|r| r.payment_id);
+    let burst_started = Instant::now();
     let (burst_seconds, _) =
         round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, burst, None, receipt_id, &mut progress).await?;
-    // Each paced run starts on a quiet ledger: every reader done with what came before.
+    // Each paced run starts on a quiet ledger: every reader done with what came before
+    // (the projector's read models among them: the burst's end to end in the read model).
     let quiet = Follower::new(&ctx.kafka, "ledger-bench-quiet", ctx.config.clone(), false)?;
     progress.phase("waiting for every reader");
     feed::wait_for_readers(&ctx, &quiet, Duration::from_secs(120)).await?;
+    let read_model_seconds = burst_started.elapsed().as_secs_f64();
     let paced: Vec<_> = (0..rate as usize * paced_seconds as usize).map(|i| payment(i, "paced")).collect();
     let (_, payment_latency) =
         round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, paced, Some(rate), receipt_id, &mut progress).await?;
@@ -367,8 +378,15 @@ pub async fn bench_live(
     let (_, application_latency) =
         round_trip(&ctx, ledger_kafka::topics::APPLICATIONS, ledger_kafka::topics::EVENTS, applications, Some(rate), decided_id, &mut progress)
             .await?;
+    let history = if loans > 0 {
+        progress.phase("more loans through the broker");
+        let lines = bench_history(&ctx, services, &data, loans, produce_rate, consume_rate, &mut progress).await?;
+        Some(lines)
+    } else {
+        services.abort();
+        None
+    };
     progress.finish();
-    services.abort();
     let _ = std::fs::remove_dir_all(&data);
     println!("broker {}:", ctx.kafka.brokers);
     println!("  ceiling: produce {produce_rate:.0} msg/s, consume {consume_rate:.0} msg/s ({ceiling_messages} messages of 100 bytes, 3 partitions)");
@@ -389,9 +407,156 @@ pub async fn bench_live(
         100.0 * per_second / produce_rate,
         500.0 * per_second / produce_rate
     );
+    println!(
+        "  the same repayments in the read models: every reader of loan.events (publishers, projector) done after {read_model_seconds:.1} s = {:.0} repayments/s",
+        repayments as f64 / read_model_seconds
+    );
     println!("  repayments at {rate}/s for {paced_seconds} s, publish to receipt: {}", percentiles(&payment_latency));
     println!("  applications at {rate}/s for {paced_seconds} s, publish to decision on loan.events: {}", percentiles(&application_latency));
+    for line in history.unwrap_or_default() {
+        println!("  {line}");
+    }
     Ok(())
+}
+
+/// bench-live --loans N: N more loans through the broker, then the figures of a large
+/// book: memory per active loan, a day close over every active loan with each posting
+/// published, a restart until the ledger decides again, and a replay against a plain
+/// consumer of loan.events. Returns the report's lines.
+async fn bench_history(
+    ctx: &Context,
+    services: tokio::task::JoinHandle<anyhow::Result<()>>,
+    data: &Path,
+    loans: usize,
+    produce_rate: f64,
+    consume_rate: f64,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<String>> {
+    use ledger_kafka::rdkafka::consumer::Consumer;
+    use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
+    use ledger_kafka::topics;
+    use std::time::Instant;
+
+    let probe = ledger_kafka::OffsetProbe::new(&ctx.kafka)?;
+    let total = |topic: &str| -> anyhow::Result<i64> { Ok(probe.end_offsets(topic)?.values().sum()) };
+    let quiet = Follower::new(&ctx.kafka, "ledger-bench-quiet", ctx.config.clone(), false)?;
+    let wait = Duration::from_secs(1_800);
+    let mut lines = Vec::new();
+    let rss_before = rss_bytes();
+    let application = |i: usize| {
+        let message = ledger_proto::pb::LoanApplication {
+            application_id: format!("BH-A{i}"),
+            borrower_id: format!("BH-B{i}"),
+            ..bench_application()
+        };
+        (message.borrower_id.clone(), ledger_proto::encode(&message), message.application_id.clone())
+    };
+    let decided_id = |bytes: &[u8]| match ledger_proto::decode::<ledger_proto::pb::LoanEvent>(bytes).ok()?.fact? {
+        ledger_proto::pb::loan_event::Fact::ApplicationDecided(d) => Some(d.application_id),
+        _ => None,
+    };
+    let (seconds, _) =
+        round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, (0..loans).map(application).collect(), None, decided_id, progress).await?;
+    progress.phase("waiting for every reader");
+    feed::wait_for_readers(ctx, &quiet, wait).await?;
+    let rss_after = rss_bytes();
+    lines.push(format!("history: {loans} applications published at once, every one decided after {seconds:.1} s = {:.0}/s", loans as f64 / seconds));
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        lines.push(format!(
+            "memory: the process grew by {:.0} MiB for {loans} more active loans = {:.0} bytes per active loan for all of `up` \
+             (the book writer's view, 4 publishers' folds, the projector's fold and sled, 2 loan indexes)",
+            (after as f64 - before as f64) / 1048576.0,
+            (after as f64 - before as f64) / loans as f64
+        ));
+    }
+
+    // A day close over every active loan, until its last posting is on loan.accruals.
+    progress.phase("a day close over every active loan");
+    let postings_before = total(topics::ACCRUALS)?;
+    let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
+    let started = Instant::now();
+    let date = control::close_day(&mut view, &ctx.kafka.producer()?, None, wait).await?;
+    let closed = started.elapsed().as_secs_f64();
+    let (mut postings, mut last) = (0, started.elapsed());
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_secs(3) {
+        let now = total(topics::ACCRUALS)? - postings_before;
+        if now > postings {
+            postings = now;
+            last = started.elapsed();
+            still = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lines.push(format!(
+        "day close of {date}: every book closed after {closed:.1} s, {postings} postings on loan.accruals after {:.1} s; \
+         the broker takes {postings} messages in {:.1} s at its ceiling (goal: 10 s, or within 1.5x of the broker)",
+        last.as_secs_f64(),
+        postings as f64 / produce_rate
+    ));
+    feed::wait_for_readers(ctx, &quiet, wait).await?;
+
+    // A restart (every service in the process, killed): until an application is decided.
+    progress.phase("a restart of every service");
+    services.abort();
+    let _ = services.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (services_ctx, services_data) = (ctx.clone(), data.to_path_buf());
+    let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), None).await });
+    let probe_app = vec![application(loans)];
+    round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, probe_app, None, decided_id, progress).await?;
+    let facts = total(topics::EVENTS)?;
+    lines.push(format!(
+        "restart of every service with {facts} facts of history: {:.1} s until a new application is decided (goal 5 s); they refold loan.events from the start (no snapshots yet)",
+        started.elapsed().as_secs_f64()
+    ));
+    services.abort();
+    let _ = services.await;
+
+    // Replay into an empty store against a plain consumer of loan.events.
+    progress.phase("a replay of loan.events");
+    let consumer = ctx.kafka.consumer(&format!("ledger-bench-plain-{}", std::process::id()))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in probe.end_offsets(topics::EVENTS)?.keys() {
+        tpl.add_partition_offset(topics::EVENTS, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut read = 0i64;
+    while read < facts {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.context("reading loan.events")??;
+        read += i64::from(m.payload().is_some());
+    }
+    let plain = read as f64 / started.elapsed().as_secs_f64();
+    let replay_dir = data.with_extension("replay");
+    let _ = std::fs::remove_dir_all(&replay_dir);
+    let store = Store::open(&replay_dir)?;
+    let report = replay::replay(ctx, store.tree(projection::NAME)?, |_, _| {}).await?;
+    let replayed = report.facts as f64 / report.seconds;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&replay_dir);
+    lines.push(format!(
+        "replay into empty read models: {} facts in {:.1} s = {replayed:.0} facts/s; a plain consumer reads them at {plain:.0}/s: {:.2}x (goal 0.8x; the broker's consume ceiling {consume_rate:.0}/s)",
+        report.facts,
+        report.seconds,
+        replayed / plain
+    ));
+    Ok(lines)
+}
+
+/// The bench's applications: approved, 1,000.00 CREDIT for 30 days.
+fn bench_application() -> ledger_proto::pb::LoanApplication {
+    let line = r#"{"type":"application","application_id":"X","borrower_id":"X","product":"CREDIT","amount":"1000.00","term_days":30,"merchant":{"kind":"PLATFORM","annual_sales":"3000000.00","sales_growth":"0.30","orders_12m":8000,"seller_rating":5,"active_days_90":85}}"#;
+    let Ok(Some(ledger_core::Input::Application(a))) = ledger_core::scenario::parse_line(line) else { unreachable!("a valid line") };
+    ledger_proto::IntoProto::into_proto(&a)
+}
+
+/// The process's resident memory (Linux), in bytes.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// The topic bench-live measures the broker's ceiling on.

@@ -87,7 +87,8 @@ enum Command {
         broker: BrokerArgs,
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// Address of the HTTP API (projector only).
+        /// Address of the HTTP port: GET /metrics (Prometheus) and /healthz for every
+        /// service, and the read-model API where the service is the projector.
         #[arg(long)]
         http: Option<SocketAddr>,
     },
@@ -166,6 +167,11 @@ enum Command {
         /// How long each latency figure sends at --rate.
         #[arg(long, default_value_t = 10)]
         paced_seconds: u64,
+        /// Then this many more loans through the broker, for the figures of a large
+        /// book: memory per active loan, a day close over every active loan, a restart,
+        /// a replay (0: skipped).
+        #[arg(long, default_value_t = 0)]
+        loans: usize,
     },
     /// Print a generated scenario (JSON Lines): merchants borrowing and repaying over
     /// business days, with re-sent inputs, bad amounts, collections actions and merchant updates
@@ -298,9 +304,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("replay with derived events collected: {:.3} s", f.replay_with_events_seconds);
             println!("day close over {} active loans: {:.3} s ({:.3} s with derived events)", f.close_loans, f.close_seconds, f.close_with_events_seconds);
         }
-        Command::BenchLive { broker, merchants, days, messages, repayments, rate, paced_seconds } => {
+        Command::BenchLive { broker, merchants, days, messages, repayments, rate, paced_seconds, loans } => {
             let ctx = broker.context(config)?;
-            runtime()?.block_on(live::bench_live(ctx, merchants, days, messages, repayments, rate, paced_seconds))?;
+            runtime()?.block_on(live::bench_live(ctx, merchants, days, messages, repayments, rate, paced_seconds, loans))?;
         }
         Command::Generate { seed, merchants, days } => {
             use std::io::Write;
