@@ -264,7 +264,15 @@ pub fn simulate(file: &Path) -> (serde_json::Value, String) {
 }
 
 pub fn feed(brokers: &str, file: &Path) -> Output {
-    run_ok(loanctl().args(["feed", "--wait-seconds", "120", "--brokers", brokers]).arg(file))
+    quiet_in_a_pipe(run_ok(loanctl().args(["feed", "--wait-seconds", "120", "--brokers", brokers]).arg(file)))
+}
+
+/// A long command draws its progress only on a terminal: into a pipe (as here) its
+/// standard error has no redrawn line and no escape codes.
+pub fn quiet_in_a_pipe(out: Output) -> Output {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "progress drawn into a pipe:\n{stderr}");
+    out
 }
 
 pub fn export(api: &str) -> serde_json::Value {
@@ -288,7 +296,7 @@ pub fn digest(api: &str) -> String {
 }
 
 pub fn replay(brokers: &str, data: &Path) -> String {
-    stdout_line(&run_ok(loanctl().args(["replay", "--brokers", brokers, "--data"]).arg(data)))
+    stdout_line(&quiet_in_a_pipe(run_ok(loanctl().args(["replay", "--brokers", brokers, "--data"]).arg(data))))
 }
 
 /// Writes a generated scenario to `dir/name.jsonl`.

@@ -4,6 +4,7 @@ Apache Kafka broker of the test's own (scripts/kafka) and `loanctl up` against i
 Everything lives in a temporary folder; nothing is written to the source tree.
 """
 
+import contextlib
 import importlib
 import json
 import os
@@ -74,11 +75,11 @@ def loanctl_bin():
     return path
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    """An Apache Kafka broker (KRaft, one node) on a free port; "127.0.0.1:PORT"."""
+@contextlib.contextmanager
+def kafka_broker(folder):
+    """Starts an Apache Kafka broker (KRaft, one node) on a free port with its data in
+    `folder`; yields "127.0.0.1:PORT" and stops it afterwards."""
     port = free_port()
-    folder = tmp_path_factory.mktemp("kafka")
     script = REPO / "scripts" / "kafka"
     _LOGS["broker.log"] = folder / "broker.log"
     started = subprocess.run([str(script), "start", "--port", str(port), "--dir", str(folder)], capture_output=True, text=True)
@@ -89,6 +90,13 @@ def broker(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([str(script), "stop", "--port", str(port), "--dir", str(folder)], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """The session's broker, which the foreign-client story and the OpenAPI test share."""
+    with kafka_broker(tmp_path_factory.mktemp("kafka")) as brokers:
+        yield brokers
 
 
 # ---------------------------------------------------------------- the ledger
@@ -180,14 +188,21 @@ def _env():
     return env
 
 
-@pytest.fixture(scope="session")
-def ledger(loanctl_bin, broker, tmp_path_factory):
-    ledger = Ledger(loanctl_bin, broker, tmp_path_factory.mktemp("ledger"))
+@contextlib.contextmanager
+def running_ledger(loanctl, brokers, folder):
+    """`loanctl up` against `brokers`, its data in `folder`, until the block ends."""
+    ledger = Ledger(loanctl, brokers, folder)
     try:
         ledger.start()
         yield ledger
     finally:
         ledger.stop()
+
+
+@pytest.fixture(scope="session")
+def ledger(loanctl_bin, broker, tmp_path_factory):
+    with running_ledger(loanctl_bin, broker, tmp_path_factory.mktemp("ledger")) as ledger:
+        yield ledger
 
 
 # ---------------------------------------------------------------- reporting

@@ -37,6 +37,12 @@ impl ClientContext for ErrorWatch {
     fn error(&self, error: RdKafkaError, reason: &str) {
         *self.last.lock().expect("error watch") = Some((error.rdkafka_error_code(), reason.to_owned()));
     }
+
+    /// The check's own error says what failed; librdkafka's lines about the attempts
+    /// (at its ERROR level for a refused connection) are detail, logged at debug.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
+    }
 }
 
 impl ConsumerContext for ErrorWatch {}

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 server for the read models: GET requests in, JSON out, one request
-//! per connection. The routes are the projector crate's (`projector::route`).
+//! A small HTTP/1.1 server for the read models: GET requests in, JSON out (and the
+//! operations dashboard's page at `/`), one request per connection. The routes are the
+//! projector crate's (`projector::route`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -98,10 +99,17 @@ async fn answer(mut stream: TcpStream, api: Option<(StoreTree, Readiness)>) -> s
     if let Some(why) = ready.not_ready().filter(|_| !projector::served_while_not_ready(&target)) {
         return respond(&mut stream, 503, &serde_json::json!({ "error": why })).await;
     }
+    let media_type = projector::media_type(&target);
     let (status, body) = tokio::task::spawn_blocking(move || projector::route(&tree, &method, &target))
         .await
         .unwrap_or_else(|e| (500, serde_json::json!({"error": crate::error_chain(&e)})));
-    respond(&mut stream, status, &body).await
+    match body {
+        // A page (the dashboard) is a string to write out as it is; errors stay JSON.
+        serde_json::Value::String(page) if status == 200 && media_type != "application/json" => {
+            respond_raw(&mut stream, status, media_type, page.as_bytes()).await
+        }
+        body => respond(&mut stream, status, &body).await,
+    }
 }
 
 async fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) -> std::io::Result<()> {
@@ -182,6 +190,9 @@ mod tests {
         let (status, body) = get(&format!("{base}/openapi.json")).await.unwrap();
         assert_eq!(status, 200, "the API's description is served while not ready: {body}");
         assert!(body.contains("\"openapi\": \"3.1"), "{body}");
+        let (status, page) = get(&format!("{base}/")).await.unwrap();
+        assert_eq!(status, 200, "the dashboard is served while not ready (it shows why): {page}");
+        assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"), "{page}");
 
         ready.set(None);
         assert_eq!(get(&format!("{base}/v1/portfolio")).await.unwrap().0, 200);

@@ -13,6 +13,8 @@ use ledger_runtime::follower::Follower;
 use ledger_runtime::{books, claims, control, feed, http, intake, projection, replay, service, Context};
 use ledger_store::Store;
 use tokio::sync::watch;
+
+use crate::progress::Progress;
 use tokio::task::JoinSet;
 
 /// Where the broker is and how to reach it.
@@ -147,15 +149,13 @@ pub async fn close_day(ctx: &Context, date: Option<Date>) -> anyhow::Result<()> 
 
 pub async fn feed_file(ctx: &Context, file: &Path, wait_seconds: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut last_shown = 0usize;
+    let mut progress = Progress::new("feed");
     let report = feed::feed(ctx, &text, Duration::from_secs(wait_seconds), |done, total| {
-        if done == total || done >= last_shown + 500 {
-            eprintln!("loanctl: fed {done}/{total} inputs");
-            last_shown = done;
-        }
+        progress.step("processed", done as u64, total as u64, "inputs");
     })
     .await
     .with_context(|| format!("feeding {}", file.display()))?;
+    progress.finish();
     println!(
         "{}",
         serde_json::json!({"inputs": report.inputs, "published": report.published, "day_closes": report.day_closes, "seconds": format!("{:.1}", report.seconds)})
@@ -179,32 +179,20 @@ pub async fn replay_into(ctx: &Context, data: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data)?;
     let store = Store::open(data)?;
     let tree = store.tree(projection::NAME)?;
-    let mut last = 0u64;
-    let report = replay::replay(ctx, tree, |done, total| {
-        if done == total || done >= last + 5_000 {
-            eprint!("\r{}", progress_bar(done, total));
-            last = done;
-        }
-    })
-    .await?;
-    eprintln!();
+    let mut progress = Progress::new("replay");
+    let report = replay::replay(ctx, tree, |done, total| progress.step(ledger_kafka::topics::EVENTS, done, total, "records")).await?;
+    progress.finish();
     store.flush()?;
-    eprintln!("loanctl: replayed {} facts in {:.1} s into {}", report.facts, report.seconds, data.display());
+    tracing::info!(facts = report.facts, seconds = format!("{:.1}", report.seconds), data = %data.display(), "replayed loan.events");
     println!("{}", report.digest);
     Ok(())
-}
-
-fn progress_bar(done: u64, total: u64) -> String {
-    let width = 40u64;
-    let filled = if total == 0 { width } else { (done.min(total) * width) / total };
-    format!("[{}{}] {done}/{total} records", "#".repeat(filled as usize), "-".repeat((width - filled) as usize))
 }
 
 /// The zero-install quick start: an in-process mock broker, every service, a generated
 /// portfolio fed through the topics, a report, and the HTTP API until Ctrl-C.
 pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: u64, days: u64, seed: u64) -> anyhow::Result<()> {
     eprintln!("loanctl demo: starting librdkafka's in-process mock broker. It keeps NOTHING after this process exits;");
-    eprintln!("              for a durable broker see README \"Against a real broker\".");
+    eprintln!("              for a durable broker see README \"Run with Apache Kafka\".");
     let partitions = 3;
     let names = ledger_runtime::all_topics();
     let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
@@ -229,7 +217,7 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     let portfolio: serde_json::Value = serde_json::from_str(&get_json(&api, "/v1/portfolio").await?)?;
     print!("{}", portfolio_report(&portfolio));
     eprintln!(
-        "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
+        "loanctl demo: {} inputs and {} day closes in {:.1} s. The HTTP API stays up at {api} (the dashboard at {api}/; try /v1/portfolio, /v1/overdue?bucket=M1, /v1/export); Ctrl-C ends the demo.",
         report.inputs, report.day_closes, report.seconds
     );
     let result = services.await?;
@@ -281,7 +269,9 @@ pub async fn bench_live(
     if probe.end_offsets(ledger_kafka::topics::EVENTS).map(|e| e.values().sum::<i64>()).unwrap_or(0) > 0 {
         bail!("loan.events already holds facts on {}: bench-live needs a broker with no ledger on it", ctx.kafka.brokers);
     }
+    let mut progress = Progress::new("bench-live");
     // The broker's ceiling first, on a topic of its own.
+    progress.phase("the broker's ceiling: producing");
     let topic = CEILING_TOPIC;
     ledger_kafka::create_topics(&ctx.kafka, &[(topic, 3)]).await?;
     let producer = ctx.kafka.producer()?;
@@ -302,6 +292,7 @@ pub async fn bench_live(
         d.await?.map_err(|(e, _)| e)?;
     }
     let produce_rate = ceiling_messages as f64 / started.elapsed().as_secs_f64();
+    progress.phase("the broker's ceiling: consuming");
     let consumer = ctx.kafka.consumer(&format!("ledger-bench-{}", std::process::id()))?;
     let ends = probe.end_offsets(topic)?;
     let mut tpl = TopicPartitionList::new();
@@ -319,6 +310,7 @@ pub async fn bench_live(
     let consume_rate = read as f64 / started.elapsed().as_secs_f64();
 
     // The ledger: every service in process, a generated scenario through feed.
+    progress.phase("starting the ledger");
     ledger_runtime::create_topics(&ctx.kafka, 3).await?;
     let data = std::env::temp_dir().join(format!("loanctl-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -333,7 +325,10 @@ pub async fn bench_live(
     };
     let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
     control::open(&mut view, &ctx.kafka.producer()?, date, control::WAIT).await?;
-    let mut report = feed::feed(&ctx, rest, Duration::from_secs(120), |_, _| {}).await?;
+    let mut report = feed::feed(&ctx, rest, Duration::from_secs(120), |done, total| {
+        progress.step("feed", done as u64, total as u64, "inputs");
+    })
+    .await?;
     report.inputs += 1;
     let facts: i64 = probe.end_offsets(ledger_kafka::topics::EVENTS)?.values().sum();
 
@@ -355,14 +350,17 @@ pub async fn bench_live(
     let burst: Vec<_> = (0..repayments).map(|i| payment(i, "burst")).collect();
     let receipt_id = |bytes: &[u8]| ledger_proto::decode::<ledger_proto::pb::RepaymentReceipt>(bytes).ok().map(|r| r.payment_id);
     let burst_started = Instant::now();
-    let (burst_seconds, _) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, burst, None, receipt_id).await?;
+    let (burst_seconds, _) =
+        round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, burst, None, receipt_id, &mut progress).await?;
     // Each paced run starts on a quiet ledger: every reader done with what came before
     // (the projector's read models among them: the burst's end to end in the read model).
     let quiet = Follower::new(&ctx.kafka, "ledger-bench-quiet", ctx.config.clone(), false)?;
+    progress.phase("waiting for every reader");
     feed::wait_for_readers(&ctx, &quiet, Duration::from_secs(120)).await?;
     let read_model_seconds = burst_started.elapsed().as_secs_f64();
     let paced: Vec<_> = (0..rate as usize * paced_seconds as usize).map(|i| payment(i, "paced")).collect();
-    let (_, payment_latency) = round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, paced, Some(rate), receipt_id).await?;
+    let (_, payment_latency) =
+        round_trip(&ctx, ledger_kafka::topics::REPAYMENTS, ledger_kafka::topics::RECEIPTS, paced, Some(rate), receipt_id, &mut progress).await?;
     let application = |i: usize| {
         let line = format!(
             r#"{{"type":"application","application_id":"BENCH-A{i}","borrower_id":"BENCH-B{i}","product":"CREDIT","amount":"1000.00","term_days":30,"merchant":{{"kind":"PLATFORM","annual_sales":"3000000.00","sales_growth":"0.30","orders_12m":8000,"seller_rating":5,"active_days_90":85}}}}"#
@@ -371,20 +369,24 @@ pub async fn bench_live(
         (a.borrower_id.clone(), ledger_proto::encode(&ledger_proto::IntoProto::into_proto(&a)), a.application_id.clone())
     };
     let applications: Vec<_> = (0..rate as usize * paced_seconds as usize).map(application).collect();
+    progress.phase("waiting for every reader");
     feed::wait_for_readers(&ctx, &quiet, Duration::from_secs(120)).await?;
     let decided_id = |bytes: &[u8]| match ledger_proto::decode::<ledger_proto::pb::LoanEvent>(bytes).ok()?.fact? {
         ledger_proto::pb::loan_event::Fact::ApplicationDecided(d) => Some(d.application_id),
         _ => None,
     };
     let (_, application_latency) =
-        round_trip(&ctx, ledger_kafka::topics::APPLICATIONS, ledger_kafka::topics::EVENTS, applications, Some(rate), decided_id).await?;
+        round_trip(&ctx, ledger_kafka::topics::APPLICATIONS, ledger_kafka::topics::EVENTS, applications, Some(rate), decided_id, &mut progress)
+            .await?;
     let history = if loans > 0 {
-        let lines = bench_history(&ctx, services, &data, loans, produce_rate, consume_rate).await?;
+        progress.phase("more loans through the broker");
+        let lines = bench_history(&ctx, services, &data, loans, produce_rate, consume_rate, &mut progress).await?;
         Some(lines)
     } else {
         services.abort();
         None
     };
+    progress.finish();
     let _ = std::fs::remove_dir_all(&data);
     println!("broker {}:", ctx.kafka.brokers);
     println!("  ceiling: produce {produce_rate:.0} msg/s, consume {consume_rate:.0} msg/s ({ceiling_messages} messages of 100 bytes, 3 partitions)");
@@ -428,6 +430,7 @@ async fn bench_history(
     loans: usize,
     produce_rate: f64,
     consume_rate: f64,
+    progress: &mut Progress,
 ) -> anyhow::Result<Vec<String>> {
     use ledger_kafka::rdkafka::consumer::Consumer;
     use ledger_kafka::rdkafka::{Message, Offset, TopicPartitionList};
@@ -452,7 +455,9 @@ async fn bench_history(
         ledger_proto::pb::loan_event::Fact::ApplicationDecided(d) => Some(d.application_id),
         _ => None,
     };
-    let (seconds, _) = round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, (0..loans).map(application).collect(), None, decided_id).await?;
+    let (seconds, _) =
+        round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, (0..loans).map(application).collect(), None, decided_id, progress).await?;
+    progress.phase("waiting for every reader");
     feed::wait_for_readers(ctx, &quiet, wait).await?;
     let rss_after = rss_bytes();
     lines.push(format!("history: {loans} applications published at once, every one decided after {seconds:.1} s = {:.0}/s", loans as f64 / seconds));
@@ -466,6 +471,7 @@ async fn bench_history(
     }
 
     // A day close over every active loan, until its last posting is on loan.accruals.
+    progress.phase("a day close over every active loan");
     let postings_before = total(topics::ACCRUALS)?;
     let mut view = Follower::new(&ctx.kafka, "ledger-control", ctx.config.clone(), false)?;
     let started = Instant::now();
@@ -491,6 +497,7 @@ async fn bench_history(
     feed::wait_for_readers(ctx, &quiet, wait).await?;
 
     // A restart (every service in the process, killed): until an application is decided.
+    progress.phase("a restart of every service");
     services.abort();
     let _ = services.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -498,7 +505,7 @@ async fn bench_history(
     let (services_ctx, services_data) = (ctx.clone(), data.to_path_buf());
     let services = tokio::spawn(async move { run_services(services_ctx, &services_data, &all_services(), None).await });
     let probe_app = vec![application(loans)];
-    round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, probe_app, None, decided_id).await?;
+    round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, probe_app, None, decided_id, progress).await?;
     let facts = total(topics::EVENTS)?;
     lines.push(format!(
         "restart of every service with {facts} facts of history: {:.1} s until a new application is decided (goal 5 s); they refold loan.events from the start (no snapshots yet)",
@@ -508,6 +515,7 @@ async fn bench_history(
     let _ = services.await;
 
     // Replay into an empty store against a plain consumer of loan.events.
+    progress.phase("a replay of loan.events");
     let consumer = ctx.kafka.consumer(&format!("ledger-bench-plain-{}", std::process::id()))?;
     let mut tpl = TopicPartitionList::new();
     for p in probe.end_offsets(topics::EVENTS)?.keys() {
@@ -576,6 +584,7 @@ async fn round_trip(
     messages: Vec<(String, Vec<u8>, String)>,
     rate: Option<u64>,
     answer_id: impl Fn(&[u8]) -> Option<String>,
+    progress: &mut Progress,
 ) -> anyhow::Result<(f64, Vec<Duration>)> {
     use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
     use ledger_kafka::rdkafka::message::BorrowedMessage;
@@ -604,6 +613,7 @@ async fn round_trip(
             answered.entry(answer).or_insert_with(|| m.timestamp().to_millis().unwrap_or_else(now_ms));
         }
     };
+    let (sent_label, answered_label) = (format!("{input} -> {output}: sent"), format!("{input} -> {output}: answered"));
     let started = Instant::now();
     let first_sent = now_ms();
     let mut in_flight = Vec::new();
@@ -620,6 +630,7 @@ async fn round_trip(
         }
         sent.insert(id.clone(), now_ms());
         in_flight.push(ledger_kafka::enqueue(&producer, input, None, key, payload)?);
+        progress.step(&sent_label, i as u64 + 1, messages.len() as u64, "");
     }
     for d in in_flight.drain(..) {
         d.await?.map_err(|(e, _)| e)?;
@@ -629,6 +640,7 @@ async fn round_trip(
             .await
             .with_context(|| format!("waiting for answers on {output}: {} of {} answered", answered.len(), sent.len()))??;
         note(&m, &sent, &mut answered);
+        progress.step(&answered_label, answered.len() as u64, sent.len() as u64, "");
     }
     // In send order.
     let latencies: Vec<Duration> = messages

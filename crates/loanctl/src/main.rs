@@ -1,6 +1,7 @@
 //! loanctl: the one binary users run.
 
 mod live;
+mod progress;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -260,9 +261,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
         }
         Command::Run { service, broker, data, http } => {
-            let ctx = broker.context(config)?;
             let names = live::all_services();
             let name = names.iter().find(|n| **n == service).with_context(|| format!("no service {service:?}; one of {}", names.join(", ")))?;
+            let ctx = broker.context(config)?;
             runtime()?.block_on(async {
                 // `up` checks through its topic creation; a service started alone here.
                 ledger_runtime::check_topics(&ctx.kafka).await?;
@@ -279,6 +280,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(live::close_day(&ctx, date))?;
         }
         Command::Feed { broker, file, wait_seconds } => {
+            // A missing file is said at once, not after the broker's answer.
+            std::fs::File::open(&file).with_context(|| format!("reading {}", file.display()))?;
             let ctx = broker.context(config)?;
             runtime()?.block_on(live::feed_file(&ctx, &file, wait_seconds))?;
         }
@@ -334,17 +337,100 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// Every failure ends the process with one line on standard error, `loanctl: ` and
+/// what failed, and what to do about it where the error itself does not say: exit code
+/// 1 for a failed command, 2 for a command line clap refused.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to standard output and succeed.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("loanctl: {}", usage_error_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     init_logs(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let causes: Vec<&(dyn std::error::Error + 'static)> = e.chain().collect();
-            eprintln!("loanctl: {}", ledger_runtime::join_causes(&causes));
+            eprintln!("loanctl: {}", failure_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line (a cause's text may hold line breaks, such as
+/// an HTTP answer's body), with advice appended where the error holds none.
+fn failure_line(error: &anyhow::Error) -> String {
+    let causes: Vec<&(dyn std::error::Error + 'static)> = error.chain().collect();
+    let text = one_line(&ledger_runtime::join_causes(&causes));
+    match advice(error) {
+        Some(advice) => format!("{text}; {advice}"),
+        None => text,
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// clap's message (an error, a tip, the usage, where to read more) on one line.
+fn usage_error_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        match parts.last_mut() {
+            // "...were not provided:" and the arguments listed below it.
+            Some(last) if last.ends_with(':') => {
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ => parts.push(line.to_string()),
+        }
+    }
+    parts.join("; ")
+}
+
+/// What to do about the failures whose messages say only what went wrong.
+fn advice(error: &anyhow::Error) -> Option<&'static str> {
+    use ledger_kafka::KafkaError;
+    use std::io::ErrorKind;
+    for cause in error.chain() {
+        let kafka = cause.downcast_ref::<KafkaError>().or_else(|| match cause.downcast_ref::<ledger_runtime::RuntimeError>() {
+            Some(ledger_runtime::RuntimeError::Kafka(e)) => Some(e),
+            _ => None,
+        });
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| match cause.downcast_ref::<ledger_runtime::RuntimeError>() {
+            Some(ledger_runtime::RuntimeError::Io(e)) => Some(e),
+            _ => None,
+        });
+        match kafka {
+            Some(KafkaError::Unreachable { .. }) => {
+                return Some(
+                    "start the broker or point --brokers (or LEDGER_KAFKA_BROKERS) at a running one; a SASL or TLS \
+                     listener also needs -X security.protocol=... (README \"Security\")",
+                )
+            }
+            Some(KafkaError::Client { .. }) => {
+                return Some("check the -X options and LEDGER_KAFKA_* variables: librdkafka's property names and values")
+            }
+            Some(KafkaError::UnknownTopic { .. }) => {
+                return Some("create the topics first: loanctl topics create --brokers ... --partitions N (loanctl up does it too)")
+            }
+            _ => {}
+        }
+        match io.map(std::io::Error::kind) {
+            Some(ErrorKind::NotFound) => return Some("check the path"),
+            Some(ErrorKind::PermissionDenied) => return Some("check the permissions of that file or folder"),
+            Some(ErrorKind::ConnectionRefused) => {
+                return Some("nothing answers there: start loanctl up (or loanctl run projector --http ADDR), or point --api at it")
+            }
+            Some(ErrorKind::AddrInUse) => return Some("another process holds that address: stop it or choose another --http"),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -375,6 +461,25 @@ mod tests {
             Command::Run { http, .. } => assert_eq!(http, None),
             _ => unreachable!(),
         }
+    }
+
+    /// A failure is one line, with what to do where the error does not say it.
+    #[test]
+    fn failures_are_one_line_with_advice() {
+        let missing = std::fs::read_to_string("/no/such/file").map_err(anyhow::Error::from).context("reading /no/such/file").unwrap_err();
+        assert_eq!(failure_line(&missing), "reading /no/such/file: No such file or directory (os error 2); check the path");
+        let http = anyhow::anyhow!("GET http://x/v1/export: HTTP 503: {{\n  \"error\": \"being rebuilt\"\n}}");
+        assert_eq!(failure_line(&http), r#"GET http://x/v1/export: HTTP 503: { "error": "being rebuilt" }"#);
+        let unreachable = anyhow::Error::from(ledger_runtime::RuntimeError::Kafka(ledger_kafka::KafkaError::Unreachable {
+            brokers: "127.0.0.1:1".into(),
+            timeout_ms: 10,
+            reason: "down".into(),
+        }));
+        assert!(failure_line(&unreachable).starts_with("no broker of 127.0.0.1:1 answered within 10 ms: down; start the broker"));
+        let usage = Cli::try_parse_from(["loanctl", "up"]).err().unwrap().render().to_string();
+        let line = usage_error_line(&usage);
+        assert!(!line.contains('\n') && line.starts_with("the following required arguments were not provided: --data <DIR>"), "{line}");
+        assert!(line.contains("Usage: loanctl up"), "{line}");
     }
 
     /// --log-format is global (before or after the command) and text by default.

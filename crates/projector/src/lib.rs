@@ -25,7 +25,7 @@ mod route;
 mod rows;
 
 pub use query::{borrower, business_date, digest, export, history, loan, overdue, payoff, portfolio, BorrowerDetail, LoanHistory, QueryError};
-pub use route::{route, served_while_not_ready, OPENAPI, ROUTES};
+pub use route::{media_type, route, served_while_not_ready, DASHBOARD, OPENAPI, ROUTES};
 pub use rows::{changes_for, changes_for_book, keys, portfolio_rows, LogFact};
 
 #[doc(no_inline)]

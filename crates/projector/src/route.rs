@@ -3,6 +3,7 @@
 //!
 //! | route | body |
 //! |---|---|
+//! | `GET /` | the operations dashboard: one HTML page ([`DASHBOARD`]), a JSON string here |
 //! | `GET /healthz` | `{"status":"ok"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes ([`OPENAPI`]) |
 //! | `GET /v1/export` | the canonical export (SPEC section 11) |
@@ -13,6 +14,9 @@
 //! | `GET /v1/borrowers/{id}` | the borrower's view plus `"loans"`: its loans' views |
 //! | `GET /v1/portfolio` | the portfolio report |
 //! | `GET /v1/overdue[?bucket=M1\|M2\|M3\|NPL]` | `{"bucket", "count", "loans"}` |
+//!
+//! Every body is JSON (`application/json`) but the dashboard's, a string that the server
+//! writes out as it is with [`media_type`]'s `text/html`.
 //!
 //! Ids in paths are percent-decoded (`%2F` is a '/' inside an id; '+' is a plus).
 //! Errors are `{"error": "..."}`: 400 a malformed request (bad escape, unknown bucket),
@@ -30,8 +34,21 @@ use crate::query::{self, QueryError};
 /// a test holds it to [`ROUTES`] and the responses to its schemas).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// The operations dashboard (issue 9): one page, its style sheet and script inline,
+/// that reads the JSON routes below from the browser. It computes no money: every
+/// figure it shows is a string of an answer (the chart's bar heights excepted).
+pub const DASHBOARD: &str = concat!(
+    include_str!("../dashboard/index.html"),
+    "<style>\n",
+    include_str!("../dashboard/dashboard.css"),
+    "</style>\n<script>\n",
+    include_str!("../dashboard/dashboard.js"),
+    "</script>\n</body>\n</html>\n",
+);
+
 /// Every route, as the OpenAPI document names its path (`{id}` for an id).
-pub const ROUTES: [&str; 10] = [
+pub const ROUTES: [&str; 11] = [
+    "/",
     "/healthz",
     "/openapi.json",
     "/v1/export",
@@ -46,6 +63,7 @@ pub const ROUTES: [&str; 10] = [
 
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
+    Dashboard,
     Health,
     OpenApi,
     Export,
@@ -63,6 +81,7 @@ impl Endpoint {
     #[cfg(test)]
     fn route(&self) -> &'static str {
         match self {
+            Endpoint::Dashboard => "/",
             Endpoint::Health => "/healthz",
             Endpoint::OpenApi => "/openapi.json",
             Endpoint::Export => "/v1/export",
@@ -78,10 +97,24 @@ impl Endpoint {
 }
 
 /// Whether a request target is answered while the read models are not ready (they
-/// are not read): the health check and the API's description.
+/// are not read): the health check, the API's description and the dashboard (which
+/// then shows the reason the API gives).
 pub fn served_while_not_ready(path_and_query: &str) -> bool {
-    let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
-    matches!(endpoint(path), Ok(Endpoint::Health | Endpoint::OpenApi))
+    matches!(endpoint(path_of(path_and_query)), Ok(Endpoint::Health | Endpoint::OpenApi | Endpoint::Dashboard))
+}
+
+/// The media type of a successful answer to the request target: `text/html` for the
+/// dashboard (whose body [`route`] gives as a JSON string, to be written out as it is),
+/// `application/json` for every other route and for every error.
+pub fn media_type(path_and_query: &str) -> &'static str {
+    match endpoint(path_of(path_and_query)) {
+        Ok(Endpoint::Dashboard) => "text/html; charset=utf-8",
+        _ => "application/json",
+    }
+}
+
+fn path_of(path_and_query: &str) -> &str {
+    path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path)
 }
 
 /// Answers one request. `path_and_query` is the request target (`/v1/overdue?bucket=M1`).
@@ -98,6 +131,7 @@ pub fn route(tree: &StoreTree, method: &str, path_and_query: &str) -> (u16, Valu
         return error(405, format!("method {method} is not allowed on {path}: use GET"));
     }
     let result = match endpoint {
+        Endpoint::Dashboard => Ok(Value::String(DASHBOARD.to_string())),
         Endpoint::Health => Ok(json!({"status": "ok"})),
         Endpoint::OpenApi => Ok(serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON")),
         Endpoint::Export => query::export(tree).map(to_json),
@@ -137,6 +171,7 @@ fn endpoint(path: &str) -> Result<Endpoint, (u16, Value)> {
         percent_decode(rest).map_err(|why| error(400, format!("bad id in {path}: {why}")))
     };
     Ok(match path {
+        "/" => Endpoint::Dashboard,
         "/healthz" => Endpoint::Health,
         "/openapi.json" => Endpoint::OpenApi,
         "/v1/export" => Endpoint::Export,
@@ -232,6 +267,10 @@ mod tests {
         }
         assert!(served_while_not_ready("/healthz") && served_while_not_ready("/openapi.json?x=1"));
         assert!(!served_while_not_ready("/v1/export") && !served_while_not_ready("/healthzz"));
+        assert!(served_while_not_ready("/?refresh=1"));
+        assert_eq!(media_type("/"), "text/html; charset=utf-8");
+        assert_eq!(media_type("/v1/portfolio"), "application/json");
+        assert_eq!(media_type("/nowhere"), "application/json");
     }
 
     #[test]

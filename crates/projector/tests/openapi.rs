@@ -56,7 +56,7 @@ fn every_answer_of_every_route_validates_against_its_schema() {
         }
         let export = reference.export();
         let mut targets: Vec<String> =
-            ["/healthz", "/openapi.json", "/v1/export", "/v1/digest", "/v1/portfolio", "/v1/overdue"].map(String::from).to_vec();
+            ["/", "/healthz", "/openapi.json", "/v1/export", "/v1/digest", "/v1/portfolio", "/v1/overdue"].map(String::from).to_vec();
         for bucket in ["M1", "M2", "M3", "NPL", "", "bogus", "%zz"] {
             targets.push(format!("/v1/overdue?bucket={bucket}"));
         }
@@ -88,7 +88,10 @@ fn check(doc: &Value, tree: &StoreTree, target: &str) -> usize {
         Some(template) => {
             let responses = &doc["paths"][template]["get"]["responses"];
             let response = responses.get(status.to_string()).unwrap_or_else(|| panic!("{target}: status {status} is not documented"));
-            response["content"]["application/json"]["schema"].clone()
+            // The dashboard's page is a string (text/html); everything else is JSON.
+            let media_type = if status == 200 { projector::media_type(target) } else { "application/json" };
+            let media_type = media_type.split(';').next().unwrap();
+            response["content"][media_type]["schema"].clone()
         }
         // An unknown path is answered with the error every operation documents.
         None => {

@@ -117,7 +117,7 @@ fn every_endpoint() {
     assert_eq!(get(&tree, "/v1/overdue?bucket=M4").1, json!({"error": "unknown bucket \"M4\": use M1, M2, M3 or NPL"}));
 
     // Unknown paths and other methods.
-    for path in ["/", "/v1", "/v1/", "/v1/exports", "/v2/export", "/v1/loans", "/healthz/", "/v1/borrowers/B/x"] {
+    for path in ["", "/index.html", "/v1", "/v1/", "/v1/exports", "/v2/export", "/v1/loans", "/healthz/", "/v1/borrowers/B/x"] {
         let (status, body) = get(&tree, path);
         assert_eq!(status, 404, "{path}");
         assert!(body["error"].as_str().unwrap().starts_with("no such endpoint"), "{path}: {body}");
@@ -130,6 +130,21 @@ fn every_endpoint() {
         assert!(body["error"].as_str().unwrap().contains(method), "{body}");
     }
     assert_eq!(projector::route(&tree, "POST", "/nowhere").0, 404);
+
+    // The dashboard: its page, whole, as a string to be served as text/html.
+    assert_eq!(get(&tree, "/"), (200, json!(projector::DASHBOARD)));
+    assert_eq!(get(&tree, "/?q=A2").0, 200);
+    assert_eq!(projector::route(&tree, "POST", "/").0, 405);
+    assert!(projector::DASHBOARD.starts_with("<!DOCTYPE html>") && projector::DASHBOARD.ends_with("</html>\n"));
+    // Nothing is fetched from another origin (the network may be closed), only the routes
+    // (SVG's namespace is a name, not an address that is fetched).
+    let page = projector::DASHBOARD.replace("\"http://www.w3.org/2000/svg\"", "");
+    for outside in ["http://", "https://", "//cdn", "@import", "url("] {
+        assert!(!page.contains(outside), "the dashboard refers to {outside}");
+    }
+    for route in ["/v1/portfolio", "/v1/overdue", "/v1/loans/", "/history", "/payoff", "/v1/borrowers/"] {
+        assert!(projector::DASHBOARD.contains(route), "the dashboard does not read {route}");
+    }
 }
 
 #[test]
