@@ -12,11 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ledger_core::handler::{Handler, InputKind};
+use ledger_core::handler::InputKind;
 use ledger_core::{Discard, Fact, ProductConfig};
-use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use ledger_kafka::rdkafka::producer::FutureRecord;
-use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
 use ledger_kafka::{topics, KafkaConfig, OffsetProbe};
 use ledger_proto::{pb, FromProto};
 use ledger_sim::corpus::{self, BadMessage, Verdict};
@@ -26,14 +24,6 @@ use crate::harness::*;
 const SEED: u64 = 10;
 const PER_TOPIC: usize = 300;
 
-fn handler(kind: InputKind) -> &'static dyn Handler {
-    match kind {
-        InputKind::Application => &origination::Origination,
-        InputKind::Repayment => &repayment::Repayment,
-        InputKind::Collections => &collections::Collections,
-        InputKind::MerchantUpdate => &monitoring::Monitoring,
-    }
-}
 
 #[test]
 fn bad_inputs_through_the_broker_are_refused_or_dead_lettered_and_change_nothing_else() {
@@ -55,7 +45,7 @@ fn bad_inputs_through_the_broker_are_refused_or_dead_lettered_and_change_nothing
         .map(|m| {
             // The runtime's own decoder reads every message as the corpus does.
             assert_eq!(ledger_runtime::service::decode_input(m.kind, &m.bytes), corpus::decode(m.kind, &m.bytes), "{}", m.category);
-            let v = corpus::verdict(handler(m.kind), &expected, 0, m.kind, &m.bytes);
+            let v = corpus::verdict(ledger_sim::decider(m.kind), &expected, 0, m.kind, &m.bytes);
             assert!(v.is_refused_or_dead_lettered(), "{} {}: {v:?}", corpus::topic(m.kind), m.category);
             if let Verdict::Recorded(fact) = &v {
                 expected.apply(0, fact, &mut Discard);
@@ -69,7 +59,7 @@ fn bad_inputs_through_the_broker_are_refused_or_dead_lettered_and_change_nothing
     let good = pb::Repayment { payment_id: "GOODPAY1".into(), loan_id: loan.loan_id.clone(), amount: "1.00".into(), currency: String::new() };
     let good_message = BadMessage { kind: InputKind::Repayment, category: "valid", key: loan.loan_id.clone(), bytes: ledger_proto::encode(&good) };
     publish(&brokers, std::slice::from_ref(&good_message));
-    let Verdict::Recorded(fact) = corpus::verdict(handler(InputKind::Repayment), &expected, 0, InputKind::Repayment, &good_message.bytes) else {
+    let Verdict::Recorded(fact) = corpus::verdict(ledger_sim::decider(InputKind::Repayment), &expected, 0, InputKind::Repayment, &good_message.bytes) else {
         panic!("the valid payment is not accepted in process")
     };
     assert!(matches!(fact, Fact::RepaymentAccepted { .. }));
@@ -169,39 +159,3 @@ fn read_all(brokers: &str, topic: &str) -> Vec<(String, Vec<u8>, BTreeMap<String
     }
 }
 
-/// Waits until every input sent so far is decided: the four intakes, the id sequencer
-/// and the book writers have committed the end of their topics.
-fn wait_until_decided(brokers: &str) {
-    let stages = [
-        (topics::APPLICATIONS, "ledger-origination"),
-        (topics::REPAYMENTS, "ledger-repayment"),
-        (topics::ACTIONS, "ledger-collections"),
-        (topics::MERCHANT_UPDATES, "ledger-monitoring"),
-        (topics::CLAIMS, "ledger-claims"),
-        (topics::COMMANDS, "ledger-books"),
-    ];
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let _inside = rt.enter(); // a StreamConsumer needs a runtime to live in
-    let kafka = KafkaConfig::new(brokers, "e2e-bad-inputs-watch");
-    let probe = OffsetProbe::new(&kafka).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    for (topic, group) in stages {
-        let ends = probe.end_offsets(topic).unwrap();
-        let watcher: StreamConsumer = kafka.consumer(group).unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in ends.keys() {
-            tpl.add_partition(topic, *p);
-        }
-        loop {
-            let committed = watcher.committed_offsets(tpl.clone(), Duration::from_secs(5)).unwrap();
-            let behind = ends.iter().any(|(p, end)| {
-                *end > 0 && committed.find_partition(topic, *p).is_none_or(|e| !matches!(e.offset(), Offset::Offset(o) if o >= *end))
-            });
-            if !behind {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{group} did not process {topic} to its end");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}

@@ -333,3 +333,44 @@ pub fn wait_for_facts(brokers: &str, facts: i64, feeder: &mut Child) {
 pub fn line_count(file: &Path) -> i64 {
     std::fs::read_to_string(file).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as i64
 }
+
+/// Waits until every input sent so far is decided: every intake, the id sequencer and
+/// the book writers have committed the end of their topics (their groups as the
+/// runtime names them), in that order.
+pub fn wait_until_decided(brokers: &str) {
+    use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+    use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
+    use ledger_kafka::{topics, KafkaConfig, OffsetProbe};
+    use ledger_runtime::{books, claims, input_group, input_topic};
+
+    let mut stages: Vec<(&str, String)> = ledger_runtime::handlers()
+        .iter()
+        .filter_map(|h| h.decides().map(|kind| (input_topic(kind), input_group(h.name()))))
+        .collect();
+    stages.push((topics::CLAIMS, claims::GROUP.to_string()));
+    stages.push((topics::COMMANDS, books::GROUP.to_string()));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let _inside = rt.enter(); // a StreamConsumer needs a runtime to live in
+    let kafka = KafkaConfig::new(brokers, "e2e-decided-watch");
+    let probe = OffsetProbe::new(&kafka).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for (topic, group) in stages {
+        let ends = probe.end_offsets(topic).unwrap();
+        let watcher: StreamConsumer = kafka.consumer(&group).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in ends.keys() {
+            tpl.add_partition(topic, *p);
+        }
+        loop {
+            let committed = watcher.committed_offsets(tpl.clone(), Duration::from_secs(5)).unwrap();
+            let behind = ends.iter().any(|(p, end)| {
+                *end > 0 && committed.find_partition(topic, *p).is_none_or(|e| !matches!(e.offset(), Offset::Offset(o) if o >= *end))
+            });
+            if !behind {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{group} did not process {topic} to its end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ledger_core::{Fact, Input, Reason, Seen};
-use ledger_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use ledger_kafka::rdkafka::producer::FutureRecord;
-use ledger_kafka::rdkafka::{Offset, TopicPartitionList};
-use ledger_kafka::{partition_for_key, topics, KafkaConfig, OffsetProbe};
+use ledger_kafka::{partition_for_key, topics, KafkaConfig};
 use ledger_proto::IntoProto;
 
 use crate::harness::*;
@@ -138,38 +136,3 @@ fn publish(brokers: &str, lines: &[String]) {
     });
 }
 
-/// Waits until every input sent so far is decided: the intakes, the id sequencer and
-/// the book writers have committed the end of their topics.
-fn wait_until_decided(brokers: &str) {
-    let stages = [
-        (topics::APPLICATIONS, "ledger-origination"),
-        (topics::REPAYMENTS, "ledger-repayment"),
-        (topics::CLAIMS, "ledger-claims"),
-        (topics::COMMANDS, "ledger-books"),
-    ];
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let _inside = rt.enter(); // a StreamConsumer needs a runtime to live in
-    let kafka = KafkaConfig::new(brokers, "e2e-uniqueness-watch");
-    let probe = OffsetProbe::new(&kafka).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for (topic, group) in stages {
-        let ends = probe.end_offsets(topic).unwrap();
-        let watcher: StreamConsumer = kafka.consumer(group).unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in ends.keys() {
-            tpl.add_partition(topic, *p);
-        }
-        loop {
-            let committed = watcher.committed_offsets(tpl.clone(), Duration::from_secs(5)).unwrap();
-            let behind = ends.iter().any(|(p, end)| {
-                *end > 0
-                    && committed.find_partition(topic, *p).map_or(true, |e| !matches!(e.offset(), Offset::Offset(o) if o >= *end))
-            });
-            if !behind {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{group} did not process {topic} to its end");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use ledger_core::handler::{Handler, InputKind};
+use ledger_core::handler::InputKind;
 use ledger_core::input::{Application, CollectionsAction, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
 use ledger_core::{ActionKind, Date, Decision, Discard, Fact, Input, Ledger, Outcome, Product, ProductConfig};
@@ -38,14 +38,6 @@ pub const TARGETS: [(&str, fn(&[u8])); 8] = [
     ("fold", fold),
 ];
 
-fn handler(kind: InputKind) -> &'static dyn Handler {
-    match kind {
-        InputKind::Application => &origination::Origination,
-        InputKind::Repayment => &repayment::Repayment,
-        InputKind::Collections => &collections::Collections,
-        InputKind::MerchantUpdate => &monitoring::Monitoring,
-    }
-}
 
 fn kind_of(input: &Input) -> Option<InputKind> {
     match input {
@@ -78,7 +70,7 @@ fn round_trips(input: &Input) {
 fn decided_and_applied(input: &Input) {
     let view = small_ledger();
     let decision = match kind_of(input) {
-        Some(kind) => match corpus::verdict(handler(kind), view, 0, kind, &input_bytes(input, kind)) {
+        Some(kind) => match corpus::verdict(ledger_sim::decider(kind), view, 0, kind, &input_bytes(input, kind)) {
             Verdict::Recorded(fact) => Some(fact),
             Verdict::DeadLetter(why) => {
                 assert!(!why.is_empty(), "a dead letter without a reason");
@@ -289,8 +281,8 @@ pub fn fold(data: &[u8]) {
         let today = ledger.business_date().expect("open");
         let input = next_input(&mut c, today, &inputs);
         let decision = match kind_of(&input) {
-            Some(kind) => handler(kind).decide(&ledger, 0, &input).map(|d| match d {
-                Decision::Seen(seen) => handler(kind).answer_seen(&input, seen).map(Decision::Fact).unwrap_or(Decision::Seen(seen)),
+            Some(kind) => ledger_sim::decider(kind).decide(&ledger, 0, &input).map(|d| match d {
+                Decision::Seen(seen) => ledger_sim::decider(kind).answer_seen(&input, seen).map(Decision::Fact).unwrap_or(Decision::Seen(seen)),
                 d => d,
             }),
             None => ledger.decide(&input),
@@ -386,9 +378,9 @@ fn check_resend(ledger: &Ledger, inputs: &[Input]) {
     let mut after = ledger.clone();
     for input in inputs {
         let Some(kind) = kind_of(input) else { continue };
-        match handler(kind).decide(&after, 0, input) {
+        match ledger_sim::decider(kind).decide(&after, 0, input) {
             Ok(Decision::Seen(seen)) => {
-                if let Some(fact) = handler(kind).answer_seen(input, seen) {
+                if let Some(fact) = ledger_sim::decider(kind).answer_seen(input, seen) {
                     after.apply(0, &fact, &mut Discard);
                 }
             }

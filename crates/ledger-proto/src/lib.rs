@@ -97,6 +97,18 @@ where
     encode(&value.into_proto())
 }
 
+/// Reads a message of an input topic (`kind`'s message, then `from_proto`): the one
+/// decoder the intakes, the book writer and the bad-input corpus share.
+pub fn decode_input(kind: ledger_core::handler::InputKind, bytes: &[u8]) -> Result<ledger_core::Input, ProtoError> {
+    use ledger_core::handler::InputKind;
+    match kind {
+        InputKind::Application => from_bytes::<pb::LoanApplication, _>(bytes),
+        InputKind::Repayment => from_bytes::<pb::Repayment, _>(bytes),
+        InputKind::Collections => from_bytes::<pb::CollectionsAction, _>(bytes),
+        InputKind::MerchantUpdate => from_bytes::<pb::MerchantUpdate, _>(bytes),
+    }
+}
+
 /// Decodes message `P` and reads it as a core value, e.g.
 /// `from_bytes::<pb::Repayment, Input>(payload)`.
 pub fn from_bytes<P, T>(bytes: &[u8]) -> Result<T, ProtoError>

@@ -17,7 +17,7 @@ use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::{topics, OffsetProbe};
-use ledger_proto::{pb, FromProto, IntoProto, Output};
+use ledger_proto::{IntoProto, Output};
 use tokio::sync::watch;
 
 use crate::follower::{check_layout, read_fact};
@@ -117,11 +117,5 @@ pub(crate) async fn await_all(in_flight: &mut Vec<DeliveryFuture>) -> Result<()>
 
 /// Decodes an input message of the service's topic; the reason when it cannot.
 pub fn decode_input(kind: InputKind, payload: &[u8]) -> std::result::Result<Input, String> {
-    let decoded = match kind {
-        InputKind::Application => ledger_proto::decode::<pb::LoanApplication>(payload).and_then(Input::from_proto),
-        InputKind::Repayment => ledger_proto::decode::<pb::Repayment>(payload).and_then(Input::from_proto),
-        InputKind::Collections => ledger_proto::decode::<pb::CollectionsAction>(payload).and_then(Input::from_proto),
-        InputKind::MerchantUpdate => ledger_proto::decode::<pb::MerchantUpdate>(payload).and_then(Input::from_proto),
-    };
-    decoded.map_err(|e| format!("cannot read {}: {e}", input_topic(kind)))
+    ledger_proto::decode_input(kind, payload).map_err(|e| format!("cannot read {}: {e}", input_topic(kind)))
 }

@@ -95,13 +95,7 @@ pub fn refusal_of(fact: &Fact) -> Option<Vec<Reason>> {
 /// Reads a payload of `kind`'s topic as the services do (ledger-runtime's
 /// `service::decode_input`: the topic's message, then `from_proto`).
 pub fn decode(kind: InputKind, payload: &[u8]) -> Result<Input, String> {
-    let decoded = match kind {
-        InputKind::Application => ledger_proto::decode::<pb::LoanApplication>(payload).and_then(Input::from_proto),
-        InputKind::Repayment => ledger_proto::decode::<pb::Repayment>(payload).and_then(Input::from_proto),
-        InputKind::Collections => ledger_proto::decode::<pb::CollectionsAction>(payload).and_then(Input::from_proto),
-        InputKind::MerchantUpdate => ledger_proto::decode::<pb::MerchantUpdate>(payload).and_then(Input::from_proto),
-    };
-    decoded.map_err(|e| format!("cannot read {}: {e}", topic(kind)))
+    ledger_proto::decode_input(kind, payload).map_err(|e| format!("cannot read {}: {e}", topic(kind)))
 }
 
 /// Decides one message of `kind`'s topic against book `book` of `view`, as the book

@@ -329,6 +329,19 @@ fn repayment(next_pay: &mut u64, loan_id: &str, amount: String) -> Input {
     Input::Repayment(Repayment { payment_id, loan_id: loan_id.to_string(), amount: RawAmount::cny(&amount) })
 }
 
+/// The service that decides `kind`'s inputs (as `loanctl` composes them): for the
+/// corpus, the fuzz targets and the simulation, which drive the deciders without the
+/// runtime.
+pub fn decider(kind: ledger_core::handler::InputKind) -> &'static dyn ledger_core::handler::Handler {
+    use ledger_core::handler::InputKind;
+    match kind {
+        InputKind::Application => &::origination::Origination,
+        InputKind::Repayment => &::repayment::Repayment,
+        InputKind::Collections => &::collections::Collections,
+        InputKind::MerchantUpdate => &::monitoring::Monitoring,
+    }
+}
+
 /// A generated scenario as the text of a scenario file (JSON Lines).
 pub fn scenario_text(p: &Profile) -> String {
     generate(p).iter().map(|input| to_line(input) + "\n").collect()

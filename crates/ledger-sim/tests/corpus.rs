@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Date, Derived, Input, InputError, Ledger, Outcome, ProductConfig};
 use ledger_sim::corpus::{self, Verdict, KINDS};
 use ledger_sim::{scenario_text, Profile};
@@ -20,14 +19,6 @@ use ledger_sim::{scenario_text, Profile};
 const SEED: u64 = 10;
 const PER_TOPIC: usize = 10_000;
 
-fn handler(kind: InputKind) -> &'static dyn Handler {
-    match kind {
-        InputKind::Application => &origination::Origination,
-        InputKind::Repayment => &repayment::Repayment,
-        InputKind::Collections => &collections::Collections,
-        InputKind::MerchantUpdate => &monitoring::Monitoring,
-    }
-}
 
 /// A portfolio with every state a bad message can aim at: current, overdue, settled
 /// and written-off loans; blacklisted, malicious and overdue borrowers.
@@ -56,7 +47,7 @@ fn ten_thousand_bad_messages_per_topic_are_refused_or_dead_lettered_and_change_n
     let mut rescored: BTreeSet<String> = BTreeSet::new();
     for (i, m) in messages.iter().enumerate() {
         let at = || format!("seed {SEED}, message {i} ({} {}), bytes {}", corpus::topic(m.kind), m.category, hex(&m.bytes));
-        let verdict = catch_unwind(AssertUnwindSafe(|| corpus::verdict(handler(m.kind), &ledger, 0, m.kind, &m.bytes)))
+        let verdict = catch_unwind(AssertUnwindSafe(|| corpus::verdict(ledger_sim::decider(m.kind), &ledger, 0, m.kind, &m.bytes)))
             .unwrap_or_else(|_| panic!("deciding panicked: {}", at()));
         assert!(verdict.is_refused_or_dead_lettered(), "not refused: {verdict:?}: {}", at());
         let class = match &verdict {
@@ -151,7 +142,7 @@ fn day_closes_for_past_or_future_dates_and_a_second_open_are_refused() {
     let empty = Ledger::new(Arc::new(ProductConfig::default()));
     assert_eq!(empty.decide(&Input::CloseDay { date: open }), Err(InputError::NotOpen));
     for m in corpus::generate(SEED, &ledger, 200) {
-        let v = corpus::verdict(handler(m.kind), &empty, 0, m.kind, &m.bytes);
+        let v = corpus::verdict(ledger_sim::decider(m.kind), &empty, 0, m.kind, &m.bytes);
         assert!(matches!(v, Verdict::DeadLetter(_)), "{} {}: {v:?}", corpus::topic(m.kind), m.category);
     }
     assert_eq!(ledger.digest(), digest);
