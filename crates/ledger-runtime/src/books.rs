@@ -250,7 +250,7 @@ impl Writer {
                         // the score needs missing): dead-lettered as it came.
                         ledger_kafka::dead_letter(&self.producer, topic, input_partition, input_offset, message.key(), Some(&bytes), &e.to_string())
                             .await?;
-                        crate::metrics::dead_lettered(topic);
+                        crate::metrics::dead_lettered(input_topic(kind));
                     }
                     Ok(Decision::Seen(seen)) => {
                         crate::metrics::seen(input_topic(kind), seen);
