@@ -104,7 +104,12 @@ pub async fn run_sequencer(ctx: Context, mut shutdown: watch::Receiver<bool>) ->
             evicted_at = Instant::now();
         }
         if batch.messages.is_empty() {
-            settle(&mut window, &mut previous, &mut positions, &consumer).await?;
+            // Nothing new: commit the unsettled batch once its acknowledgements are in,
+            // without waiting for them here (a batch arriving meanwhile is forwarded
+            // at once, its predecessor's acknowledgements still on their way).
+            if window.delivered_now(&mut previous.in_flight).await? {
+                settle(&mut window, &mut previous, &mut positions, &consumer).await?;
+            }
             positions.refresh(&consumer)?;
             continue;
         }
@@ -267,6 +272,28 @@ impl Window {
             }
         }
         Ok(())
+    }
+
+    /// Notes the acknowledgements of `in_flight` that are in already, without waiting
+    /// for the others; whether all of them are in.
+    async fn delivered_now(&mut self, in_flight: &mut Vec<(u64, DeliveryFuture)>) -> Result<bool> {
+        let mut waiting = Vec::with_capacity(in_flight.len());
+        for (seq, mut delivery) in in_flight.drain(..) {
+            // A zero timeout polls the delivery once: ready, or kept for later.
+            match tokio::time::timeout(Duration::ZERO, &mut delivery).await {
+                Err(_) => waiting.push((seq, delivery)),
+                Ok(outcome) => {
+                    let delivered = outcome
+                        .map_err(|_| RuntimeError::Refused("delivery cancelled: the producer was dropped".into()))?
+                        .map_err(|(e, _)| e)?;
+                    if let Some(forwarded) = self.forwarded.get_mut(&seq) {
+                        forwarded.offset = Some(delivered.offset);
+                    }
+                }
+            }
+        }
+        *in_flight = waiting;
+        Ok(in_flight.is_empty())
     }
 
     /// Forgets the delivered commands below what the book writers have committed.
