@@ -154,6 +154,15 @@ impl Default for ProductConfig {
 }
 
 impl ProductConfig {
+    /// A digest of every number of the configuration (16 hex digits of the SHA-256 of
+    /// its JSON form): a snapshot of a book folded with another configuration is not
+    /// this configuration's book.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).expect("a configuration always serializes");
+        Sha256::digest(json).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Reads a TOML file's text; keys left out keep SPEC's defaults.
     pub fn from_toml_str(text: &str) -> Result<ProductConfig, ConfigError> {
         let config: ProductConfig = toml::from_str(text)?;

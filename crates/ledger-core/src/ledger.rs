@@ -82,6 +82,12 @@ impl Ledger {
         book.apply(&self.config, fact, sink)
     }
 
+    /// Puts a book restored from a snapshot in place of `partition`'s (which must then
+    /// be folded on from the offset the snapshot reflects).
+    pub fn restore_book(&mut self, partition: u32, book: Book) {
+        self.books.insert(partition, book);
+    }
+
     /// The open business date: the earliest open date over the books (they are equal
     /// whenever no day close is half-way through the partitions).
     pub fn business_date(&self) -> Option<Date> {

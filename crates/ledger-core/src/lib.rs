@@ -33,4 +33,4 @@ pub use input::Input;
 pub use ledger::{Decision, InputError, Ledger, Seen};
 pub use model::{ActionKind, Bucket, LoanStatus, Product, Reason};
 pub use money::{round_half_up, Money};
-pub use state::{Derived, Discard, Outcome, Sink};
+pub use state::{Book, Derived, Discard, Outcome, Sink, FOLD_VERSION};

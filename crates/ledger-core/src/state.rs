@@ -71,16 +71,23 @@ impl Loan {
     }
 
     fn check_invariants(&self) {
-        assert_eq!(
-            self.principal,
-            self.principal_outstanding.plus(self.principal_repaid),
-            "invariant: principal conserved for loan {}",
-            self.loan_id
-        );
-        assert!(self.interest_paid <= self.interest_accrued, "invariant: interest overpaid on {}", self.loan_id);
-        assert!(self.penalty_paid <= self.penalty_accrued, "invariant: penalty overpaid on {}", self.loan_id);
-        if self.status == LoanStatus::Settled {
-            assert!(self.total_owed().is_zero(), "invariant: settled loan {} owes money", self.loan_id);
+        if let Some(broken) = self.broken_invariant() {
+            panic!("invariant: {broken} for loan {}", self.loan_id);
+        }
+    }
+
+    /// The first of the loan's invariants it breaks, if any.
+    fn broken_invariant(&self) -> Option<&'static str> {
+        if self.principal != self.principal_outstanding.plus(self.principal_repaid) {
+            Some("principal conserved")
+        } else if self.interest_paid > self.interest_accrued {
+            Some("interest not overpaid")
+        } else if self.penalty_paid > self.penalty_accrued {
+            Some("penalty not overpaid")
+        } else if self.status == LoanStatus::Settled && !self.total_owed().is_zero() {
+            Some("a settled loan owes nothing")
+        } else {
+            None
         }
     }
 }
@@ -219,6 +226,33 @@ pub struct Book {
     pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
 }
 
+/// What the fold does to a book, as a number: a release that changes what any fact
+/// does to a book's state (a rule fixed, a field added) raises it, and every snapshot
+/// of an older fold version is then passed over, so the books are folded again from the
+/// log with the new rules.
+pub const FOLD_VERSION: u32 = 1;
+
+/// A book's state taken apart, for a snapshot: every field a book holds, in plain
+/// collections. [`Book::from_parts`] checks it before it becomes a book.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookParts {
+    pub open: Option<Date>,
+    /// In the order they were disbursed.
+    pub loans: Vec<Loan>,
+    pub borrowers: Vec<Borrower>,
+    pub applications: Vec<Recorded<ApplicationRecord>>,
+    pub payments: Vec<Recorded<PaymentRecord>>,
+    pub actions: Vec<Recorded<ActionRecord>>,
+    pub financed_orders: Vec<String>,
+    pub updates: Vec<Recorded<UpdateRecord>>,
+    pub income_by_day: Vec<(Date, Money, Money)>,
+}
+
+/// Why parts do not make a book.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a book: {0}")]
+pub struct PartsError(pub String);
+
 /// Events the fold derives while applying a fact: what the accrual, collections and
 /// repayment services publish. Every reader derives the same ones at the same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +348,58 @@ impl Sink for Discard {
 }
 
 impl Book {
+    /// A book from its parts (a snapshot's), checked: ids unique, every borrower's
+    /// loans and every loan's borrower present, and each loan's invariants holding.
+    pub fn from_parts(parts: BookParts) -> Result<Book, PartsError> {
+        let fail = |what: String| Err(PartsError(what));
+        let mut book = Book { open: parts.open, ..Book::default() };
+        for (i, loan) in parts.loans.into_iter().enumerate() {
+            if book.loan_index.insert(Id::new(&loan.loan_id), i).is_some() {
+                return fail(format!("loan {} twice", loan.loan_id));
+            }
+            book.loans.push(loan);
+        }
+        for borrower in parts.borrowers {
+            for loan_id in &borrower.loans {
+                if book.loan(loan_id).is_none_or(|l| l.borrower_id != borrower.borrower_id) {
+                    return fail(format!("borrower {} lists loan {loan_id}, which is not its", borrower.borrower_id));
+                }
+            }
+            if book.borrowers.insert(Id::new(&borrower.borrower_id), borrower.clone()).is_some() {
+                return fail(format!("borrower {} twice", borrower.borrower_id));
+            }
+        }
+        for loan in &book.loans {
+            if !book.borrowers.get(loan.borrower_id.as_str()).is_some_and(|b| b.loans.contains(&loan.loan_id)) {
+                return fail(format!("loan {}'s borrower {} does not list it", loan.loan_id, loan.borrower_id));
+            }
+            if let Some(broken) = loan.broken_invariant() {
+                return fail(format!("loan {} breaks an invariant: {broken}", loan.loan_id));
+            }
+        }
+        fn keyed<R>(records: Vec<Recorded<R>>, id: impl Fn(&R) -> &str, kind: &str) -> Result<BTreeMap<Id, Recorded<R>>, PartsError> {
+            let mut map = BTreeMap::new();
+            for r in records {
+                let key = Id::new(id(&r.record));
+                if map.insert(key.clone(), r).is_some() {
+                    return Err(PartsError(format!("{kind} {key} twice")));
+                }
+            }
+            Ok(map)
+        }
+        book.applications = keyed(parts.applications, |a| &a.application_id, "application")?;
+        book.payments = keyed(parts.payments, |p| &p.payment_id, "payment")?;
+        book.actions = keyed(parts.actions, |a| &a.action_id, "action")?;
+        book.updates = keyed(parts.updates, |u| &u.update_id, "update")?;
+        book.financed_orders = parts.financed_orders.iter().map(|o| Id::new(o)).collect();
+        for (date, interest, penalty) in parts.income_by_day {
+            if book.income_by_day.insert(date, (interest, penalty)).is_some() {
+                return fail(format!("the income of {date} twice"));
+            }
+        }
+        Ok(book)
+    }
+
     pub fn loan(&self, loan_id: &str) -> Option<&Loan> {
         self.loan_index.get(loan_id).map(|&i| &self.loans[i])
     }

@@ -25,6 +25,7 @@
 //! | [`pb::AccrualPosting`] | loan.accruals | [`ledger_core::state::Accrual`] |
 //! | [`pb::CollectionsNotice`] | loan.overdue | [`ledger_core::state::OverdueNotice`], `Derived::AutoBlacklisted`, [`ledger_core::state::RiskWarning`], [`ledger_core::state::LoanRecalled`] |
 //! | [`pb::RepaymentReceipt`] | loan.receipts | [`ledger_core::state::PaymentRecord`] |
+//! | [`pb::SnapshotRecord`], [`pb::BookSnapshot`] | ledger.snapshots | [`ledger_core::state::Book`] ([`snapshot`]) |
 //! | (the original bytes, reason in headers) | `<input topic>.dlq` | (none) |
 //!
 //! [`Input`]: ledger_core::Input
@@ -34,6 +35,7 @@ mod fact;
 mod field;
 mod input;
 mod output;
+pub mod snapshot;
 
 pub use fact::loan_event;
 pub use output::{duplicate_receipt, Output};
