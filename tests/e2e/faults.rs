@@ -3,7 +3,8 @@
 //! random instances are SIGKILLed at random moments and started again, and the broker
 //! restarts once. Then every instance's export equals `simulate`, a replay's digest
 //! equals the live one, and every posting, notice and receipt is on its topic once by
-//! id (copies only with the same bytes).
+//! id (copies only with the same bytes). The books are snapshotted every 300 facts,
+//! so the restarted instances start from snapshots.
 //!
 //! `LEDGER_FAULT_KILLS` (default 20) and `LEDGER_FAULT_SEED` (default 7) set the run;
 //! the long run is `LEDGER_FAULT_KILLS=100 cargo test -p loanctl --test e2e faults`
@@ -32,11 +33,14 @@ fn random_kills_and_a_broker_restart_mid_feed_lose_nothing_and_double_nothing() 
     assert!(lines >= 10_000, "a scenario of 10,000+ inputs, not {lines}");
     let (expected, expected_digest) = simulate(&file);
     let six = vec!["--partitions".to_string(), "6".to_string()];
+    // Snapshots every 300 facts of a book: the instances started again restore books
+    // from snapshots taken by other instances, mid-feed, across rebalances.
+    let snapshots = [("LEDGER_SNAPSHOT_EVERY".to_string(), "300".to_string())];
     let mut ledgers: Vec<(PathBuf, u16, Option<Up>)> = (0..3)
         .map(|i| {
             let data = work.path().join(format!("ledger-{i}"));
             let port = free_port();
-            let up = Up::start_with(&brokers, &data, port, &six, &[]);
+            let up = Up::start_with(&brokers, &data, port, &six, &snapshots);
             (data, port, Some(up))
         })
         .collect();
@@ -68,7 +72,7 @@ fn random_kills_and_a_broker_restart_mid_feed_lose_nothing_and_double_nothing() 
         if feeder.try_wait().unwrap().is_none() {
             killed_mid_feed += 1;
         }
-        *up = Some(Up::start_with(&brokers, data, *port, &six, &[]));
+        *up = Some(Up::start_with(&brokers, data, *port, &six, &snapshots));
     }
     let status = feeder.wait().unwrap();
     assert!(status.success(), "feed failed (seed {seed}): {}", std::fs::read_to_string(work.path().join("feed.log")).unwrap());

@@ -11,6 +11,7 @@ mod midnight;
 mod restart;
 mod scale;
 mod security;
+mod snapshots;
 mod topic_settings;
 mod uniqueness;
 

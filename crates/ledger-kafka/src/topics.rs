@@ -18,6 +18,10 @@ pub const COMMANDS: &str = "ledger.commands";
 /// The sequencer forwards each to its book's partition of ledger.commands, holding
 /// back an input that shares an id with one another book has not decided yet.
 pub const CLAIMS: &str = "ledger.claims";
+/// Snapshots of the books (internal, compacted, co-partitioned with loan.events:
+/// partition k holds book k's latest snapshot), so that a reader restores a book and
+/// folds only the facts after it.
+pub const SNAPSHOTS: &str = "ledger.snapshots";
 /// Daily interest and penalty postings (output of accrual).
 pub const ACCRUALS: &str = "loan.accruals";
 /// Overdue, bucket and cure notices (output of collections); risk warnings and recalls
@@ -27,7 +31,7 @@ pub const OVERDUE: &str = "loan.overdue";
 pub const RECEIPTS: &str = "loan.receipts";
 
 /// Every topic above, in a fixed order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     APPLICATIONS,
     REPAYMENTS,
     ACTIONS,
@@ -35,6 +39,7 @@ pub const ALL: [&str; 10] = [
     EVENTS,
     COMMANDS,
     CLAIMS,
+    SNAPSHOTS,
     ACCRUALS,
     OVERDUE,
     RECEIPTS,
@@ -43,8 +48,9 @@ pub const ALL: [&str; 10] = [
 /// The topics whose records are keyed by borrower id and so must have as many
 /// partitions as loan.events: a borrower's inputs and its book then share a partition
 /// number (co-partitioning, as Kafka Streams requires of joined topics).
-/// ledger.commands is co-partitioned too: its partition k is book k's queue.
-pub const CO_PARTITIONED: [&str; 5] = [EVENTS, COMMANDS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
+/// ledger.commands is co-partitioned too: its partition k is book k's queue; so is
+/// ledger.snapshots: its partition k holds book k's snapshots.
+pub const CO_PARTITIONED: [&str; 6] = [EVENTS, COMMANDS, SNAPSHOTS, APPLICATIONS, MERCHANT_UPDATES, ACTIONS];
 
 /// How many partitions the ledger creates `topic` with when the ledger has
 /// `partitions` books: ledger.claims always has one (one order of every claim on a
@@ -75,6 +81,10 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// topic is only read again by a service that resumes from its stored position.
 pub const INPUT_RETENTION_MS: i64 = 7 * DAY_MS;
 
+/// How often ledger.snapshots rolls a segment: an hour (compaction leaves the active
+/// segment alone, so older snapshots stay at most about this long).
+pub const SNAPSHOT_SEGMENT_MS: i64 = 60 * 60 * 1000;
+
 /// How long outputs (postings, notices, receipts) and dead letters stay: 30 days,
 /// time for a subscriber that was down to catch up, or an operator to look at a
 /// dead letter. Every output can be derived again from loan.events.
@@ -85,9 +95,14 @@ pub const OUTPUT_RETENTION_MS: i64 = 30 * DAY_MS;
 ///
 /// loan.events is the source of truth: kept forever (`retention.ms=-1`,
 /// `retention.bytes=-1`) and never compacted (compaction keeps one fact per
-/// borrower). Every other topic is deleted by time: inputs after
-/// [`INPUT_RETENTION_MS`], outputs and dead letters after [`OUTPUT_RETENTION_MS`].
+/// borrower). ledger.snapshots is compacted (each key, a book's chunk in a slot or its
+/// pointer, keeps its latest record), its segments rolled every hour so that older
+/// snapshots are compacted away soon. Every other topic is deleted by time: inputs
+/// after [`INPUT_RETENTION_MS`], outputs and dead letters after [`OUTPUT_RETENTION_MS`].
 pub fn settings(topic: &str) -> Vec<(&'static str, String)> {
+    if topic == SNAPSHOTS {
+        return vec![("cleanup.policy", "compact".to_owned()), ("segment.ms", SNAPSHOT_SEGMENT_MS.to_string())];
+    }
     let retention_ms = if topic == EVENTS {
         -1
     } else if topic.ends_with(DLQ_SUFFIX) || [ACCRUALS, OVERDUE, RECEIPTS].contains(&topic) {
@@ -128,7 +143,8 @@ mod tests {
         assert_eq!(value(RECEIPTS, "retention.ms"), "2592000000");
         assert_eq!(value(&dlq(EVENTS), "retention.ms"), "2592000000");
         for topic in ALL {
-            assert_eq!(value(topic, "cleanup.policy"), "delete", "{topic}");
+            let policy = if topic == SNAPSHOTS { "compact" } else { "delete" };
+            assert_eq!(value(topic, "cleanup.policy"), policy, "{topic}");
         }
     }
 }

@@ -44,7 +44,7 @@ use tracing::Instrument;
 use crate::follower::Follower;
 use crate::group::{self, DEFAULT_BOUNDS};
 use crate::service::decode_input;
-use crate::{input_topic, source, Context, Result, RuntimeError};
+use crate::{input_topic, snapshot, source, Context, Result, RuntimeError};
 
 /// The book writer's name (`loanctl run books`).
 pub const NAME: &str = "books";
@@ -72,6 +72,34 @@ impl Decided {
     fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
         self.0.get(topic).and_then(|p| p.get(&partition)).is_some_and(|highest| offset <= *highest)
     }
+
+    /// As a snapshot keeps it: (topic, partition, highest offset), in order.
+    fn entries(&self) -> Vec<(String, i32, i64)> {
+        let mut entries: Vec<(String, i32, i64)> =
+            self.0.iter().flat_map(|(t, ps)| ps.iter().map(move |(p, o)| (t.clone(), *p, *o))).collect();
+        entries.sort();
+        entries
+    }
+
+    fn from_entries(entries: &[(String, i32, i64)]) -> Decided {
+        let mut decided = Decided::default();
+        for (topic, partition, offset) in entries {
+            decided.0.entry(topic.clone()).or_default().insert(*partition, *offset);
+        }
+        decided
+    }
+}
+
+/// How many facts a writer appends to a book between two snapshots of it, unless the
+/// environment variable [`SNAPSHOT_EVERY_VAR`] says otherwise. A restart folds at most
+/// about this many facts of each book after its snapshot (plus what came while it was
+/// down); a planned stop (SIGTERM) takes a snapshot of every book it owns.
+pub const SNAPSHOT_EVERY: u64 = 100_000;
+/// The environment variable that sets [`SNAPSHOT_EVERY`]; 0 turns snapshots off.
+pub const SNAPSHOT_EVERY_VAR: &str = "LEDGER_SNAPSHOT_EVERY";
+
+fn snapshot_every() -> u64 {
+    std::env::var(SNAPSHOT_EVERY_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(SNAPSHOT_EVERY)
 }
 
 /// "topic/partition/offset" -> its three parts.
@@ -86,9 +114,23 @@ fn parse_origin(origin: &str) -> Option<(&str, i32, i64)> {
 pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
     let producer = kafka.producer()?;
-    let view = Follower::new(&kafka, "ledger-books-view", ctx.config.clone(), false)?;
+    let mut view = Follower::new(&kafka, "ledger-books-view", ctx.config.clone(), false)?;
+    let restored = view.restore(&kafka, None).await?;
     let consumer = group::join(&kafka, GROUP, topics::COMMANDS)?;
-    let mut writer = Writer { producer, deciders, view, decided: BTreeMap::new(), own: BTreeSet::new(), own_end: BTreeMap::new() };
+    let mut writer = Writer {
+        producer,
+        deciders,
+        view,
+        decided: restored.iter().map(|(p, r)| (*p, Decided::from_entries(&r.meta.decided))).collect(),
+        own: BTreeSet::new(),
+        own_end: BTreeMap::new(),
+        snapshots: Snapshots {
+            every: snapshot_every(),
+            config: ctx.config.clone(),
+            slot: restored.iter().map(|(p, r)| (*p, r.slot.other())).collect(),
+            ..Snapshots::default()
+        },
+    };
     writer.read_view().await?;
     tracing::info!(service = NAME, "started");
     let mut positions = group::Positions::new(topics::COMMANDS);
@@ -102,6 +144,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
             if positions.refresh(&consumer)? {
                 writer.read_view().await?;
             }
+            writer.snapshot(Take::Idle).await?;
             continue;
         }
         writer.read_view().await?;
@@ -111,9 +154,47 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
             positions.handled(message.partition(), message.offset());
         }
         positions.commit(&consumer)?;
+        writer.snapshot(Take::Due).await?;
     }
+    // A planned stop leaves a snapshot of every book this writer owns: the next start
+    // folds nothing of them.
+    writer.snapshot(Take::All).await?;
     tracing::info!(service = NAME, "stopped");
     Ok(())
+}
+
+/// Which books [`Writer::snapshot`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Those [`SNAPSHOT_EVERY`] facts behind.
+    Due,
+    /// The writer has nothing to decide: also those behind at all whose latest
+    /// snapshot is [`SNAPSHOT_IDLE`] old (so a ledger between bursts restarts from
+    /// where it stands).
+    Idle,
+    /// A planned stop: every book behind at all, waiting until they are written.
+    All,
+}
+
+/// How old a book's latest snapshot must be before an idle writer takes another.
+pub const SNAPSHOT_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The writer's snapshots of its own books.
+#[derive(Default)]
+struct Snapshots {
+    /// Facts between two snapshots of a book (0: none are taken).
+    every: u64,
+    config: Arc<ledger_core::ProductConfig>,
+    /// Per book, facts appended since its latest snapshot was taken.
+    behind: BTreeMap<i32, u64>,
+    /// Per book, the event id of the last fact this writer appended to it.
+    last_event: BTreeMap<i32, String>,
+    /// Per book, the slot its next snapshot goes to.
+    slot: BTreeMap<i32, snapshot::Slot>,
+    /// Per book, the snapshot being written.
+    writing: BTreeMap<i32, tokio::task::JoinHandle<Result<usize>>>,
+    /// Per book, when its latest snapshot was taken by this writer.
+    taken: BTreeMap<i32, std::time::Instant>,
 }
 
 struct Writer {
@@ -127,9 +208,79 @@ struct Writer {
     own: BTreeSet<i32>,
     /// Per own book, the offset after the last fact this writer appended to it.
     own_end: BTreeMap<i32, i64>,
+    snapshots: Snapshots,
 }
 
 impl Writer {
+    /// Takes a snapshot of the own books `take` says. A book is taken as it stands
+    /// once every fact appended to it is acknowledged (between batches), cloned, and
+    /// written by a task of its own while the writer goes on.
+    async fn snapshot(&mut self, take: Take) -> Result<()> {
+        let all = take == Take::All;
+        if self.snapshots.every == 0 {
+            return Ok(());
+        }
+        loop {
+            self.collect_snapshots(all).await;
+            let s = &mut self.snapshots;
+            for book in self.own.iter().copied() {
+                let behind = s.behind.get(&book).copied().unwrap_or(0);
+                let due = match take {
+                    Take::Due => behind >= s.every,
+                    Take::Idle => behind >= s.every || s.taken.get(&book).is_none_or(|t| t.elapsed() >= SNAPSHOT_IDLE),
+                    Take::All => true,
+                };
+                if behind == 0 || !due || s.writing.contains_key(&book) {
+                    continue;
+                }
+                let (Some(next_offset), Some(last_event_id)) = (self.own_end.get(&book), s.last_event.get(&book)) else { continue };
+                let Some(state) = self.view.ledger().books().get(&(book as u32)) else { continue };
+                let taken = snapshot::Taken {
+                    book: state.clone(),
+                    meta: ledger_proto::snapshot::SnapshotMeta {
+                        book: book as u32,
+                        next_offset: *next_offset,
+                        decided: self.decided.get(&book).map(Decided::entries).unwrap_or_default(),
+                    },
+                    last_event_id: last_event_id.clone(),
+                };
+                let slot = s.slot.get(&book).copied().unwrap_or(snapshot::Slot::A);
+                let (producer, config) = (self.producer.clone(), s.config.clone());
+                s.behind.insert(book, 0);
+                s.taken.insert(book, std::time::Instant::now());
+                crate::metrics::snapshot_behind(book, 0);
+                tracing::debug!(service = NAME, book, next_offset, ?slot, "taking a snapshot");
+                s.writing.insert(book, tokio::spawn(async move { snapshot::write(&producer, taken, config, slot).await }));
+            }
+            if !all || self.snapshots.writing.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Collects the snapshots written since the last look (with `wait`, waits for
+    /// every one being written): the next snapshot of a book goes to the other slot.
+    async fn collect_snapshots(&mut self, wait: bool) {
+        let s = &mut self.snapshots;
+        let books: Vec<i32> = s.writing.keys().copied().collect();
+        for book in books {
+            if !(wait || s.writing[&book].is_finished()) {
+                continue;
+            }
+            let handle = s.writing.remove(&book).expect("listed");
+            let slot = s.slot.get(&book).copied().unwrap_or(snapshot::Slot::A);
+            match handle.await {
+                Ok(Ok(bytes)) => {
+                    tracing::info!(service = NAME, book, bytes, slot = ?slot, "snapshot written");
+                    crate::metrics::snapshot_taken(book, snapshot::now_ms());
+                    s.slot.insert(book, slot.other());
+                }
+                Ok(Err(error)) => tracing::warn!(service = NAME, book, error = %crate::error_chain(&error), "a snapshot could not be written; the next one is tried later"),
+                Err(error) => tracing::warn!(service = NAME, book, %error, "a snapshot task failed"),
+            }
+        }
+    }
+
     /// Reads what is new on loan.events (the other books' facts) into the view.
     async fn read_view(&mut self) -> Result<()> {
         loop {
@@ -158,6 +309,8 @@ impl Writer {
             }
         }
         self.own_end.retain(|p, _| owned.contains(p));
+        self.snapshots.behind.retain(|p, _| owned.contains(p));
+        self.snapshots.last_event.retain(|p, _| owned.contains(p));
         self.view.set_own(owned.intersection(&self.own).copied().collect())?;
         self.read_view().await?;
         tracing::info!(service = NAME, books = ?owned, "writing these books");
@@ -284,6 +437,10 @@ impl Writer {
             _ => fact.key(),
         };
         self.decided.entry(partition).or_default().note(origin);
+        let behind = self.snapshots.behind.entry(partition).or_insert(0);
+        *behind += 1;
+        crate::metrics::snapshot_behind(partition, *behind);
+        self.snapshots.last_event.insert(partition, event_id.clone());
         let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
         in_flight.push(ledger_kafka::enqueue(&self.producer, topics::EVENTS, Some(partition), key, &payload)?);
         crate::metrics::produced(topics::EVENTS);

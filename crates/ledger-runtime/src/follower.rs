@@ -98,6 +98,40 @@ impl Follower {
         &self.ledger
     }
 
+    /// Restores each followed book that has a usable snapshot on ledger.snapshots and
+    /// moves its position to the offset the snapshot reflects; the others are folded
+    /// from the beginning. With `at_most`, only a snapshot at or before the offset it
+    /// gives the partition (a reader that must see every fact after that offset: the
+    /// projector writes rows from its stored positions on). Call it before reading
+    /// anything. Returns what was restored.
+    pub async fn restore(&mut self, kafka: &KafkaConfig, at_most: Option<&BTreeMap<i32, i64>>) -> Result<BTreeMap<i32, crate::snapshot::Restored>> {
+        let started = Instant::now();
+        let partitions = self.partitions();
+        let mut restored = crate::snapshot::read_latest(kafka, &partitions, self.ledger.config()).await?;
+        if let Some(at_most) = at_most {
+            restored.retain(|p, r| r.meta.next_offset <= at_most.get(p).copied().unwrap_or(0));
+        }
+        if restored.is_empty() {
+            return Ok(restored);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            let offset = match restored.get_mut(p) {
+                Some(r) => {
+                    self.ledger.restore_book(*p as u32, std::mem::take(&mut r.book));
+                    self.positions.insert(*p, r.meta.next_offset);
+                    Offset::Offset(r.meta.next_offset)
+                }
+                None => Offset::Beginning,
+            };
+            tpl.add_partition_offset(topics::EVENTS, *p, offset)?;
+        }
+        self.consumer.assign(&tpl)?;
+        let at: BTreeMap<i32, i64> = restored.iter().map(|(p, r)| (*p, r.meta.next_offset)).collect();
+        tracing::info!(group = %self.group, books = restored.len(), ?at, took_ms = started.elapsed().as_millis() as u64, "books restored from their snapshots");
+        Ok(restored)
+    }
+
     pub fn positions(&self) -> &BTreeMap<i32, i64> {
         &self.positions
     }

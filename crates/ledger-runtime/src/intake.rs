@@ -36,7 +36,10 @@ pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: w
     let topic = input_topic(kind);
     let kafka = ctx.kafka.with_client_id(format!("{}-{name}-intake", ctx.kafka.client_id));
     let producer = kafka.producer()?;
-    let mut loans = if handler.routes_by_loan() { Some(LoanIndex::new(&kafka)?) } else { None };
+    let mut loans = match handler.routes_by_loan() {
+        true => Some(LoanIndex::restored(&kafka, &ctx.config).await?),
+        false => None,
+    };
     let consumer = group::join(&kafka, &input_group(name), topic)?;
     tracing::info!(service = name, topic, "intake started");
     let mut positions = group::Positions::new(topic);

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod projection;
 pub mod replay;
 pub mod service;
+pub mod snapshot;
 
 use std::sync::Arc;
 

@@ -53,6 +53,34 @@ impl LoanIndex {
         self.missed.get()
     }
 
+    /// The loan index restored from the books' snapshots (each book's loans, and its
+    /// position the offset its snapshot reflects); books without one are read from the
+    /// beginning.
+    pub async fn restored(kafka: &KafkaConfig, config: &ledger_core::ProductConfig) -> Result<LoanIndex> {
+        let mut index = LoanIndex::new(kafka)?;
+        let partitions: Vec<i32> = index.positions.keys().copied().collect();
+        let restored = crate::snapshot::read_latest(kafka, &partitions, config).await?;
+        if restored.is_empty() {
+            return Ok(index);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            let offset = match restored.get(p) {
+                Some(r) => {
+                    for loan in r.book.loans() {
+                        index.borrowers.insert(loan.loan_id.clone(), loan.borrower_id.clone());
+                    }
+                    index.positions.insert(*p, r.meta.next_offset);
+                    Offset::Offset(r.meta.next_offset)
+                }
+                None => Offset::Beginning,
+            };
+            tpl.add_partition_offset(topics::EVENTS, *p, offset)?;
+        }
+        index.consumer.assign(&tpl)?;
+        Ok(index)
+    }
+
     /// Reads every disbursement loan.events holds now.
     pub async fn catch_up(&mut self) -> Result<()> {
         self.missed.set(false);

@@ -59,6 +59,16 @@ struct PartitionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BookLabel {
+    book: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestoreLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BucketLabel {
     bucket: &'static str,
 }
@@ -79,6 +89,9 @@ pub struct Metrics {
     active_loans: Gauge,
     principal_outstanding: Gauge,
     overdue_principal: Family<BucketLabel, Gauge>,
+    snapshot_taken: Family<BookLabel, Gauge>,
+    snapshot_facts: Family<BookLabel, Gauge>,
+    restores: Family<RestoreLabel, Counter>,
 }
 
 fn seconds() -> Histogram {
@@ -106,6 +119,9 @@ impl Metrics {
             active_loans: Gauge::default(),
             principal_outstanding: Gauge::default(),
             overdue_principal: Family::default(),
+            snapshot_taken: Family::default(),
+            snapshot_facts: Family::default(),
+            restores: Family::default(),
             registry: Registry::default(),
         };
         registry.register("messages_consumed", "Messages read, by topic and consumer group", metrics.consumed.clone());
@@ -119,6 +135,21 @@ impl Metrics {
         registry.register("active_loans", "ACTIVE loans in the read models (processes running the projector)", metrics.active_loans.clone());
         registry.register("principal_outstanding_cents", "Principal outstanding in the read models, in cents (fen) of CNY", metrics.principal_outstanding.clone());
         registry.register("overdue_principal_cents", "Overdue principal in the read models by delinquency bucket, in cents (fen) of CNY", metrics.overdue_principal.clone());
+        registry.register(
+            "snapshot_taken_timestamp_seconds",
+            "When the latest snapshot of a book this process writes or restored was taken (Unix time; its age is time() minus this), by book",
+            metrics.snapshot_taken.clone(),
+        );
+        registry.register(
+            "snapshot_behind_facts",
+            "Facts the book writer appended to its book since the book's latest snapshot, by book",
+            metrics.snapshot_facts.clone(),
+        );
+        registry.register(
+            "snapshots_restored",
+            "Books the readers of loan.events started, by outcome: restored from a snapshot, or folded from the beginning because there was none or it was passed_over",
+            metrics.restores.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }
@@ -131,6 +162,22 @@ pub fn consumed(topic: &str, group: &str, count: usize) {
         METRICS.consumed.get_or_create(&ReaderLabel { topic: topic.to_string(), group: group.to_string() }).inc_by(count as u64);
         METRICS.batch_size.get_or_create(&StageLabel { stage: group.to_string() }).observe(count as f64);
     }
+}
+
+/// Notes the latest snapshot of `book`, taken at `taken_at_ms` (Unix milliseconds).
+pub fn snapshot_taken(book: i32, taken_at_ms: i64) {
+    METRICS.snapshot_taken.get_or_create(&BookLabel { book: book.to_string() }).set(taken_at_ms / 1000);
+}
+
+/// Notes how many facts `book`'s writer appended since its latest snapshot.
+pub fn snapshot_behind(book: i32, facts: u64) {
+    METRICS.snapshot_facts.get_or_create(&BookLabel { book: book.to_string() }).set(facts as i64);
+}
+
+/// Notes how a reader started a book: `restored` from a snapshot, or from the
+/// beginning because it had `none` or it was `passed_over`.
+pub fn restore(outcome: &'static str) {
+    METRICS.restores.get_or_create(&RestoreLabel { outcome }).inc();
 }
 
 /// Notes one message queued for `topic`.

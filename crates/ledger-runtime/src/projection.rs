@@ -27,11 +27,13 @@ pub struct Projection {
     /// rows may be written only then: until every book is back where the rows were
     /// written, rows computed from the ledger would be older than the stored ones).
     refolded: bool,
+    kafka: ledger_kafka::KafkaConfig,
 }
 
 impl Projection {
     pub fn new(ctx: &Context, tree: StoreTree, group: &str) -> Result<Projection> {
         let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
+        let restore_kafka = kafka.clone();
         let follower = Follower::new(&kafka, group, ctx.config.clone(), false)?;
         let stored = tree
             .positions()?
@@ -39,7 +41,7 @@ impl Projection {
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        Ok(Projection { follower, stored, tree, refolded: false })
+        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka })
     }
 
     pub fn follower(&self) -> &Follower {
@@ -51,6 +53,12 @@ impl Projection {
     pub async fn step(&mut self) -> Result<usize> {
         let mut applied = Vec::new();
         if !self.refolded {
+            // The books from their snapshots, where one is at or before the stored
+            // position (rows are written only from there on); the rest from offset 0.
+            // Empty stores (a replay) are built from offset 0 alone.
+            if self.stored.values().any(|o| *o > 0) {
+                self.follower.restore(&self.kafka, Some(&self.stored)).await?;
+            }
             // Facts read on the way that lie beyond their partition's stored position
             // are handled below like any new fact.
             self.refolded = true;

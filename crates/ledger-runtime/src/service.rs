@@ -36,6 +36,11 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
     let consumer = group::join_rewinding(&kafka, &events_group(name), topics::EVENTS)?;
     // One fold per partition: a book needs nothing of the others.
     let mut books: BTreeMap<i32, Ledger> = BTreeMap::new();
+    // Per partition restored from its snapshot, the offset it was restored at (the
+    // records before it, read from the beginning before the seek, are passed over);
+    // and the partitions whose snapshot was looked for since they were assigned.
+    let mut restored_at: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut looked: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     let mut positions = group::Positions::new(topics::EVENTS);
     tracing::info!(service = name, "publisher started");
     while !*shutdown.borrow() {
@@ -47,9 +52,39 @@ pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown
         let folds = membership.folds();
         books.retain(|p, _| folds.contains_key(p));
         let published = membership.committed();
+        let owned = membership.owned();
+        looked.retain(|p| owned.contains(p));
+        restored_at.retain(|p, _| books.contains_key(p) || folds.contains_key(p));
+        let fresh: Vec<i32> = owned.iter().copied().filter(|p| !books.contains_key(p) && !folds.contains_key(p) && !looked.contains(p)).collect();
+        if !fresh.is_empty() {
+            looked.extend(fresh.iter().copied());
+            for (partition, r) in crate::snapshot::read_latest(&kafka, &fresh, &ctx.config).await? {
+                let at = r.meta.next_offset;
+                // Only a snapshot at or before what the group has published: the
+                // notices of every fact after it must still be derived here.
+                if at > published.get(&partition).copied().unwrap_or(0) {
+                    tracing::info!(service = name, partition, at, "the book's snapshot is past what was published: folding from the beginning");
+                    continue;
+                }
+                let seek = tokio::task::block_in_place(|| consumer.seek(topics::EVENTS, partition, ledger_kafka::rdkafka::Offset::Offset(at), std::time::Duration::from_secs(10)));
+                if let Err(error) = seek {
+                    tracing::info!(service = name, partition, %error, "could not move to the book's snapshot: folding from the beginning");
+                    continue;
+                }
+                let mut ledger = Ledger::new(ctx.config.clone());
+                ledger.restore_book(partition as u32, r.book);
+                books.insert(partition, ledger);
+                membership.note_fold(partition, at);
+                restored_at.insert(partition, at);
+                tracing::info!(service = name, partition, at, "book restored from its snapshot");
+            }
+        }
         let mut in_flight: Vec<DeliveryFuture> = Vec::new();
         for message in &batch.messages {
             let (partition, offset) = (message.partition(), message.offset());
+            if offset < restored_at.get(&partition).copied().unwrap_or(0) {
+                continue; // read from the beginning before the seek: in the snapshot
+            }
             let (fact, _) = read_fact(message)?;
             check_layout(&fact, message, partition_count)?;
             let book = books.entry(partition).or_insert_with(|| Ledger::new(ctx.config.clone()));

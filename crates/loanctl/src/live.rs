@@ -508,8 +508,9 @@ async fn bench_history(
     round_trip(ctx, topics::APPLICATIONS, topics::EVENTS, probe_app, None, decided_id, progress).await?;
     let facts = total(topics::EVENTS)?;
     lines.push(format!(
-        "restart of every service with {facts} facts of history: {:.1} s until a new application is decided (goal 5 s); they refold loan.events from the start (no snapshots yet)",
-        started.elapsed().as_secs_f64()
+        "restart of every service with {facts} facts of history: {:.1} s until a new application is decided (goal 5 s); each book restored from its latest snapshot (every {} facts), the facts after it folded",
+        started.elapsed().as_secs_f64(),
+        std::env::var(ledger_runtime::books::SNAPSHOT_EVERY_VAR).unwrap_or_else(|_| ledger_runtime::books::SNAPSHOT_EVERY.to_string())
     ));
     services.abort();
     let _ = services.await;
