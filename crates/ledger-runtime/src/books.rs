@@ -157,8 +157,12 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
         writer.snapshot(Take::Due).await?;
     }
     // A planned stop leaves a snapshot of every book this writer owns: the next start
-    // folds nothing of them.
-    writer.snapshot(Take::All).await?;
+    // folds nothing of them. Bounded, so that a broker that is down does not hold the
+    // stop (the books are then folded from their last snapshot).
+    match tokio::time::timeout(STOP_SNAPSHOTS, writer.snapshot(Take::All)).await {
+        Ok(written) => written?,
+        Err(_) => tracing::warn!(service = NAME, "the snapshots of the stop were not all written within {STOP_SNAPSHOTS:?}"),
+    }
     tracing::info!(service = NAME, "stopped");
     Ok(())
 }
@@ -175,6 +179,9 @@ enum Take {
     /// A planned stop: every book behind at all, waiting until they are written.
     All,
 }
+
+/// How long a stop waits for its snapshots to be written.
+const STOP_SNAPSHOTS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How old a book's latest snapshot must be before an idle writer takes another.
 pub const SNAPSHOT_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
