@@ -63,7 +63,7 @@ fn export(lines: &[String]) -> Export {
 
 fn verdict(ledger: &Ledger, line: &str) -> Decision {
     let input = parse_line(line).unwrap().unwrap();
-    ledger_sim::decide(&ledger, &input).unwrap_or_else(|e| panic!("{line}: {e}"))
+    ledger_sim::decide(ledger, &input).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
 const DUPLICATE: Decision = Decision::Seen(Seen::Duplicate);
