@@ -162,3 +162,35 @@ pub fn decide_with(deciders: &[&dyn Handler], view: &Ledger, book: u32, input: &
         None => Err(InputError::NoDecider(kind)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::input::{RawAmount, Repayment};
+    use crate::{Date, ProductConfig};
+
+    /// A service that publishes and decides nothing (as accrual).
+    struct Publisher;
+
+    impl Handler for Publisher {
+        fn name(&self) -> &'static str {
+            "publisher"
+        }
+    }
+
+    #[test]
+    fn inputs_go_to_the_decider_of_their_kind_and_control_to_the_ledger() {
+        let view = Ledger::new(Arc::new(ProductConfig::default()));
+        let date = Date::from_day_number(0);
+        let payment = Input::Repayment(Repayment { payment_id: "P1".into(), loan_id: "L1".into(), amount: RawAmount::cny("1.00") });
+        assert_eq!(InputKind::of(&payment), Some(InputKind::Repayment));
+        assert_eq!(InputKind::of(&Input::Open { date }), None);
+        assert_eq!(decide_with(&[&Publisher], &view, 0, &payment), Err(InputError::NoDecider(InputKind::Repayment)));
+        assert_eq!(Publisher.decide(&view, 0, &payment), Err(InputError::NotDecided("publisher")));
+        assert_eq!(view.decide_control(0, &payment), Err(InputError::NotDecided("the ledger")));
+        assert_eq!(decide_with(&[], &view, 0, &Input::Open { date }), Ok(Decision::Fact(Fact::Opened { date })));
+        assert_eq!(decide_with(&[], &view, 0, &Input::CloseDay { date }), Err(InputError::NotOpen));
+    }
+}
