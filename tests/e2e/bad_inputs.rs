@@ -37,7 +37,7 @@ fn bad_inputs_through_the_broker_are_refused_or_dead_lettered_and_change_nothing
     // The expected state: the portfolio folded in process (it is what simulate says),
     // then every message decided as the book writer decides it.
     let text = std::fs::read_to_string(&file).unwrap();
-    let (mut expected, _) = ledger_core::scenario::run(&text, std::sync::Arc::new(ProductConfig::default()), &mut Discard).unwrap();
+    let (mut expected, _) = ledger_sim::run(&text, std::sync::Arc::new(ProductConfig::default()), &mut Discard).unwrap();
     assert_eq!(serde_json::to_value(expected.export()).unwrap(), simulate(&file).0, "the in-process fold is simulate's");
     let messages = corpus::generate(SEED, &expected, PER_TOPIC);
     let verdicts: Vec<Verdict> = messages

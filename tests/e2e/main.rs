@@ -286,7 +286,7 @@ fn assert_every_notice_once(brokers: &str, file: &Path, expected: &serde_json::V
     let (_, overdue) = notices(brokers, topics::OVERDUE);
     let (_, receipts) = notices(brokers, topics::RECEIPTS);
     let mut sink = Vec::new();
-    let (ledger, _) = ledger_core::scenario::run(
+    let (ledger, _) = ledger_sim::run(
         &std::fs::read_to_string(file).unwrap(),
         std::sync::Arc::new(ledger_core::ProductConfig::default()),
         &mut sink,

@@ -3,8 +3,10 @@
 //! the amounts owed), and decides the team's actions from collections.actions
 //! (MARK_MALICIOUS, REINSTATE, WRITE_OFF) into facts.
 
+mod action;
+
 use ledger_core::handler::{loan_book_key, Handler, InputKind, LoanDirectory, Notice};
-use ledger_core::{Derived, Input};
+use ledger_core::{Decision, Derived, Fingerprint, Input, InputError, Ledger};
 
 pub struct Collections;
 
@@ -36,6 +38,12 @@ impl Handler for Collections {
 
     fn publishes(&self) -> bool {
         true
+    }
+
+    fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
+        let Input::Collections(c) = input else { return Err(InputError::NotDecided(self.name())) };
+        view.open_in(book).ok_or(InputError::NotOpen)?;
+        Ok(action::decide(view, c, Fingerprint::of(input)))
     }
 
     fn on_derived(&self, event: &Derived) -> Option<Notice> {

@@ -195,7 +195,7 @@ impl ProductConfig {
         if m.recall_days < 0 || self.rewards.rate_multiplier < Decimal::ZERO {
             return bad("monitoring.recall_days and rewards.rate_multiplier must be >= 0");
         }
-        // Stored scores are rounded down at 26 decimals or more (see scoring), which keeps
+        // Stored scores are rounded down at 26 decimals or more (origination::scoring), which keeps
         // every comparison with a threshold of at most that many decimals exact.
         let thresholds = [self.approve_score_min, m.warning_score_below, m.recall_score_below, self.rewards.approve_score_min];
         if thresholds.iter().any(|t| t.scale() > 20) {

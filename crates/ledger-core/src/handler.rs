@@ -1,9 +1,11 @@
 //! What a service does, without any I/O: the handler of one service (origination,
-//! repayment, accrual, collections, monitoring) says which input it decides, which book
-//! an input belongs to, and which notices it publishes. The runtime crate drives any
-//! handler: its intake routes the service's input topic to the books, the book writer
-//! calls the handler's `decide` against the book, and its publisher folds loan.events
-//! and produces the notices.
+//! repayment, accrual, collections, monitoring) says which input it decides and how
+//! (its `decide`, implemented in its own crate), which book an input belongs to, and
+//! which notices it publishes. The runtime crate drives any handler: its intake routes
+//! the service's input topic to the books, the book writer calls the handler's `decide`
+//! against the book, and its publisher folds loan.events and produces the notices.
+//! In process (`loanctl simulate`, the tests), [`decide_with`] routes each input to the
+//! one of a composition's handlers that decides its kind.
 
 use crate::fact::Fact;
 use crate::input::Input;
@@ -25,6 +27,18 @@ pub enum InputKind {
 }
 
 impl InputKind {
+    /// The kind of a service's input; `None` for open and close_day, which the ledger
+    /// decides itself ([`Ledger::decide_control`]).
+    pub fn of(input: &Input) -> Option<InputKind> {
+        match input {
+            Input::Application(_) => Some(InputKind::Application),
+            Input::Repayment(_) => Some(InputKind::Repayment),
+            Input::Collections(_) => Some(InputKind::Collections),
+            Input::MerchantUpdate(_) => Some(InputKind::MerchantUpdate),
+            Input::Open { .. } | Input::CloseDay { .. } => None,
+        }
+    }
+
     pub fn accepts(self, input: &Input) -> bool {
         matches!(
             (self, input),
@@ -114,9 +128,12 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// Decides one input of book `book` against the view: that book exactly as it
-    /// stands, on the date open in it.
-    fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
-        view.decide_in_book(book, input)
+    /// stands, on the date open in it ([`Ledger::open_in`]), and the other books for the
+    /// ledger-wide questions. Every service that [`Handler::decides`] an input kind
+    /// implements it in its own crate; the default refuses
+    /// ([`InputError::NotDecided`]), as does a service asked an input of another kind.
+    fn decide(&self, _view: &Ledger, _book: u32, _input: &Input) -> Result<Decision, InputError> {
+        Err(InputError::NotDecided(self.name()))
     }
 
     /// The fact that records the answer to an input whose id was seen before (the
@@ -132,5 +149,48 @@ pub trait Handler: Send + Sync + 'static {
     /// What it publishes for one event the fold derived.
     fn on_derived(&self, _event: &Derived) -> Option<Notice> {
         None
+    }
+}
+
+/// Decides one input of book `book` in process: open and close_day by the ledger itself,
+/// every other input by the one of `deciders` that decides its kind (as the book writer
+/// finds it), [`InputError::NoDecider`] when none does.
+pub fn decide_with(deciders: &[&dyn Handler], view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
+    let Some(kind) = InputKind::of(input) else { return view.decide_control(book, input) };
+    match deciders.iter().find(|d| d.decides() == Some(kind)) {
+        Some(decider) => decider.decide(view, book, input),
+        None => Err(InputError::NoDecider(kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::input::{RawAmount, Repayment};
+    use crate::{Date, ProductConfig};
+
+    /// A service that publishes and decides nothing (as accrual).
+    struct Publisher;
+
+    impl Handler for Publisher {
+        fn name(&self) -> &'static str {
+            "publisher"
+        }
+    }
+
+    #[test]
+    fn inputs_go_to_the_decider_of_their_kind_and_control_to_the_ledger() {
+        let view = Ledger::new(Arc::new(ProductConfig::default()));
+        let date = Date::from_day_number(0);
+        let payment = Input::Repayment(Repayment { payment_id: "P1".into(), loan_id: "L1".into(), amount: RawAmount::cny("1.00") });
+        assert_eq!(InputKind::of(&payment), Some(InputKind::Repayment));
+        assert_eq!(InputKind::of(&Input::Open { date }), None);
+        assert_eq!(decide_with(&[&Publisher], &view, 0, &payment), Err(InputError::NoDecider(InputKind::Repayment)));
+        assert_eq!(Publisher.decide(&view, 0, &payment), Err(InputError::NotDecided("publisher")));
+        assert_eq!(view.decide_control(0, &payment), Err(InputError::NotDecided("the ledger")));
+        assert_eq!(decide_with(&[], &view, 0, &Input::Open { date }), Ok(Decision::Fact(Fact::Opened { date })));
+        assert_eq!(decide_with(&[], &view, 0, &Input::CloseDay { date }), Err(InputError::NotOpen));
     }
 }

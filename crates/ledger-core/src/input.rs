@@ -1,6 +1,7 @@
 //! Inputs: what the outside world asks of the ledger (SPEC section 10). An input is
-//! *decided* against the current state ([`crate::Ledger::decide`]), which turns it into
-//! one fact (or recognises it as a duplicate); inputs are never applied directly.
+//! *decided* against the current state (by its service's `Handler::decide`, open and
+//! close_day by [`crate::Ledger::decide_control`]), which turns it into one fact (or
+//! recognises it as a duplicate); inputs are never applied directly.
 //!
 //! Amounts stay as the text that arrived: whether they are valid is part of the
 //! decision (a bad amount is refused with INVALID_AMOUNT, not dropped).

@@ -1,8 +1,12 @@
-//! ledger-core: the loan ledger's whole rulebook (SPEC.md sections 2-8 and 12) as one pure,
-//! deterministic fold.
+//! ledger-core: the loan ledger's shared rules (SPEC.md sections 2-8 and 12) as one pure,
+//! deterministic fold, and the view every service decides against.
 //!
-//! Inputs are *decided* against the state into facts ([`Ledger::decide`]); facts are
-//! *applied* to the state ([`Ledger::apply`]), which cannot fail and never re-decides.
+//! Inputs are *decided* against the state into facts by the services (the service
+//! crates implement [`handler::Handler::decide`]; the ledger decides only its own open
+//! and close_day, [`Ledger::decide_control`]); facts are *applied* to the state
+//! ([`Ledger::apply`]), which cannot fail and never re-decides. What the fold needs of a
+//! decision (a score, a credit line, a loan's rate) the fact carries, so the core holds
+//! the configuration of every rule but computes no decision of a service.
 //! This crate does no I/O, reads no clock, has no async and knows nothing of Kafka,
 //! sled or protobuf: the business date comes from the facts themselves.
 

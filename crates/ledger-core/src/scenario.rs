@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::config::ProductConfig;
 use crate::date::Date;
+use crate::handler::{decide_with, Handler};
 use crate::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use crate::ledger::{Decision, InputError, Ledger, Seen};
 use crate::model::{ActionKind, Product};
@@ -193,15 +194,18 @@ pub struct RunStats {
 }
 
 /// Runs a scenario through the fold in process: each line is decided against the state
-/// so far, and the fact it becomes is applied at once (a single partition).
-pub fn run(text: &str, config: Arc<ProductConfig>, sink: &mut impl Sink) -> Result<(Ledger, RunStats), ScenarioError> {
+/// so far by the one of `deciders` that decides its kind (open and close_day by the
+/// ledger itself, [`decide_with`]), and the fact it becomes is applied at once (a single
+/// partition, book 0). The core knows no service: the caller composes them
+/// (`ledger_sim::run` gives every service of the ledger).
+pub fn run(text: &str, config: Arc<ProductConfig>, deciders: &[&dyn Handler], sink: &mut impl Sink) -> Result<(Ledger, RunStats), ScenarioError> {
     let mut ledger = Ledger::new(config);
     let mut stats = RunStats::default();
     for (index, line) in text.lines().enumerate() {
         let fail = |message: String| ScenarioError { line: index + 1, message };
         let Some(input) = parse_line(line).map_err(fail)? else { continue };
         stats.inputs += 1;
-        match ledger.decide(&input).map_err(|e: InputError| fail(e.to_string()))? {
+        match decide_with(deciders, &ledger, 0, &input).map_err(|e: InputError| fail(e.to_string()))? {
             Decision::Seen(Seen::Duplicate) => stats.duplicates += 1,
             Decision::Seen(Seen::IdConflict) => stats.id_conflicts += 1,
             Decision::Fact(fact) => match ledger.apply(0, &fact, sink) {

@@ -157,7 +157,7 @@ pub struct ActionRecord {
 }
 
 /// The record of an id together with the fingerprint of the first input with that id,
-/// the one that counts (SPEC section 9): what [`crate::Ledger::decide`] compares a later
+/// the one that counts (SPEC section 9): what the deciders compare a later
 /// input with the same id against (DUPLICATE or ID_CONFLICT). It is kept beside the
 /// record rather than in it, so that the record stays what the export and the receipts
 /// show; it costs eight bytes per id.

@@ -41,7 +41,7 @@ fn main() {
         }
     }
     for input in &stream {
-        if let Ok(ledger_core::Decision::Fact(fact)) = ledger.decide(input) {
+        if let Ok(ledger_core::Decision::Fact(fact)) = ledger_sim::decide(&ledger, input) {
             ledger.apply(0, &fact, &mut Discard);
             events.push(fact);
         }

@@ -38,23 +38,12 @@ pub const TARGETS: [(&str, fn(&[u8])); 8] = [
     ("fold", fold),
 ];
 
-
-fn kind_of(input: &Input) -> Option<InputKind> {
-    match input {
-        Input::Application(_) => Some(InputKind::Application),
-        Input::Repayment(_) => Some(InputKind::Repayment),
-        Input::Collections(_) => Some(InputKind::Collections),
-        Input::MerchantUpdate(_) => Some(InputKind::MerchantUpdate),
-        Input::Open { .. } | Input::CloseDay { .. } => None,
-    }
-}
-
 /// SPEC section 10's example folded: two borrowers, a recalled loan, refusals.
 fn small_ledger() -> &'static Ledger {
     static LEDGER: OnceLock<Ledger> = OnceLock::new();
     LEDGER.get_or_init(|| {
         let text = include_str!("../../../tests/scenarios/spec-example.jsonl");
-        ledger_core::scenario::run(text, Arc::new(ProductConfig::default()), &mut Discard).expect("the SPEC example runs").0
+        ledger_sim::run(text, Arc::new(ProductConfig::default()), &mut Discard).expect("the SPEC example runs").0
     })
 }
 
@@ -69,7 +58,7 @@ fn round_trips(input: &Input) {
 /// and applies the fact to a copy: the fact must fit.
 fn decided_and_applied(input: &Input) {
     let view = small_ledger();
-    let decision = match kind_of(input) {
+    let decision = match InputKind::of(input) {
         Some(kind) => match corpus::verdict(ledger_sim::decider(kind), view, 0, kind, &input_bytes(input, kind)) {
             Verdict::Recorded(fact) => Some(fact),
             Verdict::DeadLetter(why) => {
@@ -78,7 +67,7 @@ fn decided_and_applied(input: &Input) {
             }
             Verdict::Seen(_) => None,
         },
-        None => match view.decide(input) {
+        None => match view.decide_control(0, input) {
             Ok(Decision::Fact(fact)) => Some(fact),
             _ => None,
         },
@@ -269,7 +258,7 @@ pub fn fold(data: &[u8]) {
     let start = Date::from_ymd(2026, 1, 1).expect("a date");
     let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
     let open = Input::Open { date: start };
-    let Ok(Decision::Fact(opened)) = ledger.decide(&open) else { panic!("a new ledger opens") };
+    let Ok(Decision::Fact(opened)) = ledger.decide_control(0, &open) else { panic!("a new ledger opens") };
     assert_eq!(ledger.apply(0, &opened, &mut Discard), Outcome::Applied);
     let mut facts = vec![opened];
     let mut inputs: Vec<Input> = vec![open];
@@ -280,12 +269,12 @@ pub fn fold(data: &[u8]) {
         }
         let today = ledger.business_date().expect("open");
         let input = next_input(&mut c, today, &inputs);
-        let decision = match kind_of(&input) {
+        let decision = match InputKind::of(&input) {
             Some(kind) => ledger_sim::decider(kind).decide(&ledger, 0, &input).map(|d| match d {
                 Decision::Seen(seen) => ledger_sim::decider(kind).answer_seen(&input, seen).map(Decision::Fact).unwrap_or(Decision::Seen(seen)),
                 d => d,
             }),
-            None => ledger.decide(&input),
+            None => ledger.decide_control(0, &input),
         };
         match decision {
             Ok(Decision::Fact(fact)) => {
@@ -377,7 +366,7 @@ fn check_resend(ledger: &Ledger, inputs: &[Input]) {
     let digest = ledger.digest();
     let mut after = ledger.clone();
     for input in inputs {
-        let Some(kind) = kind_of(input) else { continue };
+        let Some(kind) = InputKind::of(input) else { continue };
         match ledger_sim::decider(kind).decide(&after, 0, input) {
             Ok(Decision::Seen(seen)) => {
                 if let Some(fact) = ledger_sim::decider(kind).answer_seen(input, seen) {

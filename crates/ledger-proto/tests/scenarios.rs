@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ledger_core::scenario::{self, parse_line};
+use ledger_core::scenario::parse_line;
 use ledger_core::state::Derived;
 use ledger_core::{Decision, Fact, Input, Ledger, Outcome, ProductConfig, Seen};
 use ledger_proto::{decode, encode, from_bytes, loan_event, pb, to_bytes, FromProto, IntoProto, Output};
@@ -54,7 +54,7 @@ fn through_bytes(derived: &Derived) -> Option<Derived> {
 fn scenarios_give_the_same_state_through_protobuf() {
     let config = Arc::new(ProductConfig::default());
     for (name, text) in scenarios() {
-        let (plain, _) = scenario::run(&text, config.clone(), &mut Vec::new())
+        let (plain, _) = ledger_sim::run(&text, config.clone(), &mut Vec::new())
             .unwrap_or_else(|e| panic!("{name}: the plain run fails: {e}"));
 
         let mut live = Ledger::new(config.clone());
@@ -68,7 +68,7 @@ fn scenarios_give_the_same_state_through_protobuf() {
             let read = through_its_topic(&input);
             assert_eq!(read, input, "{name}:{}: the input changed on the wire", index + 1);
             let keyed = !matches!(read, Input::Open { .. } | Input::CloseDay { .. });
-            let fact = match live.decide(&read).unwrap() {
+            let fact = match ledger_sim::decide(&live, &read).unwrap() {
                 Decision::Fact(fact) => fact,
                 seen => {
                     verdicts.push((index + 1, read, seen));
@@ -101,7 +101,7 @@ fn scenarios_give_the_same_state_through_protobuf() {
         assert_eq!(live.digest(), plain.digest(), "{name}: through protobuf differs from the plain run");
         assert_eq!(replay.digest(), plain.digest(), "{name}: replaying the encoded facts differs");
         for (line, input, verdict) in &verdicts {
-            assert_eq!(&replay.decide(input).unwrap(), verdict, "{name}:{line}: the replayed facts judge this id otherwise");
+            assert_eq!(&ledger_sim::decide(&replay, input).unwrap(), verdict, "{name}:{line}: the replayed facts judge this id otherwise");
         }
         assert!(published > 0 && outputs >= published, "{name}: published {published} of {outputs}");
     }
@@ -114,7 +114,7 @@ fn scenarios_give_the_same_state_through_protobuf() {
 fn inputs_that_differ_only_in_layout_are_duplicates() {
     let config = Arc::new(ProductConfig::default());
     let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/spec-example.jsonl")).unwrap();
-    let (ledger, _) = scenario::run(&text, config, &mut ledger_core::Discard).unwrap();
+    let (ledger, _) = ledger_sim::run(&text, config, &mut ledger_core::Discard).unwrap();
 
     let payment = pb::Repayment { payment_id: "P1".into(), loan_id: "A1".into(), amount: "100.00".into(), currency: String::new() };
     let single = |m: pb::Repayment| encode(&m);
@@ -128,16 +128,16 @@ fn inputs_that_differ_only_in_layout_are_duplicates() {
         from_bytes::<pb::Repayment, Input>(&shuffled).unwrap(),
     );
     assert_eq!(again, first);
-    assert_eq!(ledger.decide(&again).unwrap(), Decision::Seen(Seen::Duplicate));
+    assert_eq!(ledger_sim::decide(&ledger, &again).unwrap(), Decision::Seen(Seen::Duplicate));
     let elsewhere = pb::Repayment { loan_id: "A2".into(), ..payment };
-    assert_eq!(ledger.decide(&Input::from_proto(elsewhere).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
+    assert_eq!(ledger_sim::decide(&ledger, &Input::from_proto(elsewhere).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
 
     let Input::Application(a1) = parse_line(text.lines().nth(1).unwrap()).unwrap().unwrap() else { panic!("line 2 is A1") };
     let mut message = a1.into_proto();
     let merchant = message.merchant.as_mut().unwrap();
     assert_eq!(merchant.sales_growth.as_deref(), Some("0.30"));
     merchant.sales_growth = Some("0.3".into());
-    assert_eq!(ledger.decide(&Input::from_proto(message.clone()).unwrap()).unwrap(), Decision::Seen(Seen::Duplicate));
+    assert_eq!(ledger_sim::decide(&ledger, &Input::from_proto(message.clone()).unwrap()).unwrap(), Decision::Seen(Seen::Duplicate));
     message.borrower_id = "B2".into();
-    assert_eq!(ledger.decide(&Input::from_proto(message).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
+    assert_eq!(ledger_sim::decide(&ledger, &Input::from_proto(message).unwrap()).unwrap(), Decision::Seen(Seen::IdConflict));
 }

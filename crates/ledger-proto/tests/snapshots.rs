@@ -41,7 +41,7 @@ fn facts_of(text: &str, config: &Arc<ProductConfig>) -> Vec<Fact> {
         let Some(input) = parse_line(line).unwrap() else {
             continue;
         };
-        if let Ok(Decision::Fact(fact)) = ledger.decide(&input) {
+        if let Ok(Decision::Fact(fact)) = ledger_sim::decide(&ledger, &input) {
             ledger.apply(0, &fact, &mut Vec::new());
             facts.push(fact);
         }

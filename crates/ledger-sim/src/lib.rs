@@ -5,13 +5,20 @@
 //! loans; and the platform's merchant updates while loans run, some weak enough to warn
 //! (score < 50) or recall (< 40), a few for borrowers the ledger does not know. The same
 //! seed always gives the same stream.
+//!
+//! It also holds the in-process composition of the services ([`DECIDERS`], [`decide`],
+//! [`run`]): the core knows no service, so whatever runs inputs through the ledger in
+//! process (`loanctl simulate`, the scenario tests, the corpus, the fuzz targets) decides
+//! with these, as the book writer decides with the services `loanctl` runs.
 
 use ledger_core::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
 use ledger_core::{ActionKind, Date, Product};
 use std::sync::Arc;
 
-use ledger_core::{Decision, Discard, Fact, Ledger, ProductConfig};
+use ledger_core::handler::{Handler, InputKind};
+use ledger_core::scenario::{RunStats, ScenarioError};
+use ledger_core::{Decision, Discard, Fact, InputError, Ledger, ProductConfig, Sink};
 use rust_decimal_shim::dec;
 
 /// splitmix64: small, fast, and the same on every machine.
@@ -160,7 +167,7 @@ pub fn generate(p: &Profile) -> Vec<Input> {
     let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
     let mut out = Vec::new();
     let push = |input: Input, out: &mut Vec<Input>, ledger: &mut Ledger| -> bool {
-        let approved = match ledger.decide(&input) {
+        let approved = match decide(ledger, &input) {
             Ok(Decision::Fact(fact)) => {
                 let approved = matches!(&fact, Fact::ApplicationDecided(d) if d.disbursement.is_some());
                 ledger.apply(0, &fact, &mut Discard);
@@ -329,17 +336,27 @@ fn repayment(next_pay: &mut u64, loan_id: &str, amount: String) -> Input {
     Input::Repayment(Repayment { payment_id, loan_id: loan_id.to_string(), amount: RawAmount::cny(&amount) })
 }
 
-/// The service that decides `kind`'s inputs (as `loanctl` composes them): for the
-/// corpus, the fuzz targets and the simulation, which drive the deciders without the
-/// runtime.
-pub fn decider(kind: ledger_core::handler::InputKind) -> &'static dyn ledger_core::handler::Handler {
-    use ledger_core::handler::InputKind;
-    match kind {
-        InputKind::Application => &::origination::Origination,
-        InputKind::Repayment => &::repayment::Repayment,
-        InputKind::Collections => &::collections::Collections,
-        InputKind::MerchantUpdate => &::monitoring::Monitoring,
-    }
+/// The services that decide inputs, as `loanctl` composes them: the one in-process
+/// composition, used by `loanctl simulate`, the scenario tests, the corpus and the fuzz
+/// targets, which drive the deciders without the runtime. Each finds its inputs by
+/// [`Handler::decides`], as the book writer finds them.
+pub static DECIDERS: [&dyn Handler; 4] = [&::origination::Origination, &::repayment::Repayment, &::collections::Collections, &::monitoring::Monitoring];
+
+/// The service that decides `kind`'s inputs.
+pub fn decider(kind: InputKind) -> &'static dyn Handler {
+    DECIDERS.iter().copied().find(|d| d.decides() == Some(kind)).expect("every input kind has its service")
+}
+
+/// Decides an input in process (the ledger one book, book 0): open and close_day by the
+/// ledger, every other input by its service.
+pub fn decide(ledger: &Ledger, input: &Input) -> Result<Decision, InputError> {
+    ledger_core::handler::decide_with(&DECIDERS, ledger, 0, input)
+}
+
+/// Runs a scenario file in process with every service ([`ledger_core::scenario::run`]
+/// given [`DECIDERS`]).
+pub fn run(text: &str, config: Arc<ProductConfig>, sink: &mut impl Sink) -> Result<(Ledger, RunStats), ScenarioError> {
+    ledger_core::scenario::run(text, config, &DECIDERS, sink)
 }
 
 /// A generated scenario as the text of a scenario file (JSON Lines).
@@ -428,7 +445,7 @@ mod tests {
         let mut derived = Vec::new();
         let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
         for input in &stream {
-            if let Ok(Decision::Fact(fact)) = ledger.decide(input) {
+            if let Ok(Decision::Fact(fact)) = decide(&ledger, input) {
                 ledger.apply(0, &fact, &mut derived);
             }
         }
@@ -488,7 +505,7 @@ pub mod bench {
         let mut ledger = Ledger::new(config.clone());
         let mut facts = Vec::new();
         for input in &stream {
-            if let Ok(Decision::Fact(f)) = ledger.decide(input) {
+            if let Ok(Decision::Fact(f)) = super::decide(&ledger, input) {
                 ledger.apply(0, &f, &mut Discard);
                 facts.push(f);
             }

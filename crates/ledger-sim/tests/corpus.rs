@@ -24,7 +24,7 @@ const PER_TOPIC: usize = 10_000;
 /// and written-off loans; blacklisted, malicious and overdue borrowers.
 fn portfolio() -> Ledger {
     let text = scenario_text(&Profile::new(SEED, 150, 150));
-    let (ledger, _) = ledger_core::scenario::run(&text, Arc::new(ProductConfig::default()), &mut ledger_core::Discard).expect("the portfolio runs");
+    let (ledger, _) = ledger_sim::run(&text, Arc::new(ProductConfig::default()), &mut ledger_core::Discard).expect("the portfolio runs");
     ledger
 }
 
@@ -134,13 +134,13 @@ fn day_closes_for_past_or_future_dates_and_a_second_open_are_refused() {
     for _ in 0..300 {
         let offset = 1 + rng.below(3_650) as i64;
         let date = if rng.chance(50) { open.add_days(offset) } else { open.add_days(-offset) };
-        assert_eq!(ledger.decide(&Input::CloseDay { date }), Err(InputError::WrongCloseDate { expected: open, got: date }));
+        assert_eq!(ledger_sim::decide(&ledger, &Input::CloseDay { date }), Err(InputError::WrongCloseDate { expected: open, got: date }));
         let any = Date::from_day_number(rng.below(40_000) as i32);
-        assert_eq!(ledger.decide(&Input::Open { date: any }), Err(InputError::AlreadyOpen(open)));
+        assert_eq!(ledger_sim::decide(&ledger, &Input::Open { date: any }), Err(InputError::AlreadyOpen(open)));
     }
     // A ledger not open yet refuses a close, and every topic's input (dead-lettered).
     let empty = Ledger::new(Arc::new(ProductConfig::default()));
-    assert_eq!(empty.decide(&Input::CloseDay { date: open }), Err(InputError::NotOpen));
+    assert_eq!(ledger_sim::decide(&empty, &Input::CloseDay { date: open }), Err(InputError::NotOpen));
     for m in corpus::generate(SEED, &ledger, 200) {
         let v = corpus::verdict(ledger_sim::decider(m.kind), &empty, 0, m.kind, &m.bytes);
         assert!(matches!(v, Verdict::DeadLetter(_)), "{} {}: {v:?}", corpus::topic(m.kind), m.category);

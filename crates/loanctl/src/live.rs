@@ -334,7 +334,7 @@ pub async fn bench_live(
 
     // Repayments and applications straight to the input topics, as the payment system
     // and the merchant platform publish them, against the loans the feed left active.
-    let (ledger, _) = ledger_core::scenario::run(&scenario, ctx.config.clone(), &mut ledger_core::Discard)?;
+    let (ledger, _) = ledger_sim::run(&scenario, ctx.config.clone(), &mut ledger_core::Discard)?;
     let active: Vec<String> = ledger
         .books()
         .values()

@@ -233,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate { file, digest } => {
             let text = read_input(&file)?;
-            let (ledger, _) = ledger_core::scenario::run(&text, config, &mut Discard)
+            let (ledger, _) = ledger_sim::run(&text, config, &mut Discard)
                 .with_context(|| format!("scenario {}", file.display()))?;
             if digest {
                 println!("{}", ledger.digest());

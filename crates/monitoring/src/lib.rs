@@ -5,8 +5,10 @@
 //! threshold while the borrower has an ACTIVE loan) and LOAN_RECALLED (one per loan
 //! called early). The other notices of loan.overdue are the collections service's.
 
+mod update;
+
 use ledger_core::handler::{Handler, InputKind, Notice};
-use ledger_core::Derived;
+use ledger_core::{Decision, Derived, Fingerprint, Input, InputError, Ledger};
 
 pub struct Monitoring;
 
@@ -21,6 +23,12 @@ impl Handler for Monitoring {
 
     fn publishes(&self) -> bool {
         true
+    }
+
+    fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
+        let Input::MerchantUpdate(u) = input else { return Err(InputError::NotDecided(self.name())) };
+        view.open_in(book).ok_or(InputError::NotOpen)?;
+        update::decide(view, u, Fingerprint::of(input))
     }
 
     fn on_derived(&self, event: &Derived) -> Option<Notice> {

@@ -5,9 +5,11 @@
 //! the first payment with that id said, REJECTED with reason ID_CONFLICT when it says
 //! something else (SPEC section 9).
 
+mod payment;
+
 use ledger_core::handler::{loan_book_key, Handler, InputKind, LoanDirectory, Notice};
 use ledger_core::state::PaymentRecord;
-use ledger_core::{Derived, Fact, Input, Reason, Seen};
+use ledger_core::{Decision, Derived, Fact, Fingerprint, Input, InputError, Ledger, Reason, Seen};
 
 pub struct Repayment;
 
@@ -35,6 +37,12 @@ impl Handler for Repayment {
 
     fn publishes(&self) -> bool {
         true
+    }
+
+    fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
+        let Input::Repayment(r) = input else { return Err(InputError::NotDecided(self.name())) };
+        view.open_in(book).ok_or(InputError::NotOpen)?;
+        Ok(payment::decide(view, r, Fingerprint::of(input)))
     }
 
     fn answer_seen(&self, input: &Input, seen: Seen) -> Option<Fact> {
@@ -77,8 +85,12 @@ mod tests {
     /// content again is DUPLICATE. The verdicts come from the fold.
     #[test]
     fn answers_a_payment_id_re_used_with_other_content_as_an_id_conflict() {
+        use ledger_core::handler::{decide_with, Handler};
         use ledger_core::{Decision, Ledger, ProductConfig};
         use ledger_proto::{pb, IntoProto, Output};
+
+        // The services this scenario needs: origination lends, this service is tested.
+        let deciders: [&dyn Handler; 2] = [&origination::Origination, &Repayment];
 
         let scenario = [
             r#"{"type":"open","date":"2026-01-01"}"#,
@@ -87,10 +99,10 @@ mod tests {
             r#"{"type":"repayment","payment_id":"P1","loan_id":"A1","amount":"100.00"}"#,
         ];
         let (ledger, _): (Ledger, _) =
-            ledger_core::scenario::run(&scenario.join("\n"), std::sync::Arc::new(ProductConfig::default()), &mut ledger_core::Discard).unwrap();
+            ledger_core::scenario::run(&scenario.join("\n"), std::sync::Arc::new(ProductConfig::default()), &deciders, &mut ledger_core::Discard).unwrap();
         let answer = |line: &str| {
             let input = ledger_core::scenario::parse_line(line).unwrap().unwrap();
-            let Ok(Decision::Seen(seen)) = ledger.decide(&input) else { panic!("{line}: not a seen id") };
+            let Ok(Decision::Seen(seen)) = decide_with(&deciders, &ledger, 0, &input) else { panic!("{line}: not a seen id") };
             // Recorded as a fact that changes nothing; the answer is derived from it.
             let fact = Repayment.answer_seen(&input, seen).expect("a repayment is answered");
             let (mut after, mut derived) = (ledger.clone(), Vec::new());

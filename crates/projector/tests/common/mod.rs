@@ -44,7 +44,7 @@ pub fn decide_all(inputs: impl IntoIterator<Item = Input>) -> (Ledger, Vec<Fact>
     let mut ledger = Ledger::new(config());
     let mut facts = Vec::new();
     for (n, input) in inputs.into_iter().enumerate() {
-        match ledger.decide(&input).unwrap_or_else(|e| panic!("input {n}: {e}")) {
+        match ledger_sim::decide(&ledger, &input).unwrap_or_else(|e| panic!("input {n}: {e}")) {
             Decision::Seen(_) => {}
             Decision::Fact(fact) => {
                 assert_eq!(ledger.apply(0, &fact, &mut Discard), Outcome::Applied, "input {n}");

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use ledger_core::export::Export;
-use ledger_core::scenario::{run, ScenarioError};
+use ledger_core::scenario::ScenarioError;
+use ledger_sim::run;
 use ledger_core::{Discard, ProductConfig};
 
 mod common;

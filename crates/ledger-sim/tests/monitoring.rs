@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use ledger_core::export::{BorrowerView, Export};
-use ledger_core::scenario::{run, ScenarioError};
+use ledger_core::scenario::ScenarioError;
+use ledger_sim::run;
 use ledger_core::state::{LoanExposure, LoanRecalled, RiskWarning};
 use ledger_core::{Date, Derived, Money, ProductConfig};
 

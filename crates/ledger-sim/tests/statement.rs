@@ -28,7 +28,7 @@ fn fold(text: &str) -> (Ledger, Vec<Fact>) {
     let mut facts = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let Some(input) = parse_line(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1)) else { continue };
-        if let Decision::Fact(fact) = ledger.decide(&input).unwrap() {
+        if let Decision::Fact(fact) = ledger_sim::decide(&ledger, &input).unwrap() {
             assert_eq!(ledger.apply(0, &fact, &mut Discard), Outcome::Applied);
             facts.push(fact);
         }

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use ledger_core::export::Export;
-use ledger_core::scenario::{parse_line, run};
+use ledger_core::scenario::parse_line;
+use ledger_sim::run;
 use ledger_core::{Decision, Discard, Fact, Ledger, ProductConfig, Seen};
 
 mod common;
@@ -62,7 +63,7 @@ fn export(lines: &[String]) -> Export {
 
 fn verdict(ledger: &Ledger, line: &str) -> Decision {
     let input = parse_line(line).unwrap().unwrap();
-    ledger.decide(&input).unwrap_or_else(|e| panic!("{line}: {e}"))
+    ledger_sim::decide(ledger, &input).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
 const DUPLICATE: Decision = Decision::Seen(Seen::Duplicate);
@@ -197,7 +198,7 @@ fn validity_comes_before_the_id_for_a_merchant_update() {
     // its id was seen.
     let ledger = ledger(&base());
     let input = parse_line(&update("U1", "B1", r#"{"kind":"PLATFORM","annual_sales":"1.00"}"#)).unwrap().unwrap();
-    assert!(ledger.decide(&input).is_err());
+    assert!(ledger_sim::decide(&ledger, &input).is_err());
 }
 
 /// Decides and applies every line on one book, keeping the facts.

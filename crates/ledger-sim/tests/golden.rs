@@ -20,7 +20,7 @@ fn every_golden_scenario_reproduces_its_export() {
         let text = std::fs::read_to_string(path).unwrap();
         let expected_path = path.with_extension("expected.json");
         let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
-        let (ledger, _) = ledger_core::scenario::run(&text, Arc::new(ProductConfig::default()), &mut Discard)
+        let (ledger, _) = ledger_sim::run(&text, Arc::new(ProductConfig::default()), &mut Discard)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let got = serde_json::to_value(ledger.export()).unwrap();
         assert_eq!(got, expected, "{} differs from {}", path.display(), expected_path.display());
