@@ -189,6 +189,24 @@ pub async fn read_latest(kafka: &KafkaConfig, books: &[i32], config: &ProductCon
     Ok(restored)
 }
 
+type SharedRead = std::sync::Arc<tokio::sync::OnceCell<std::result::Result<(Book, SnapshotMeta), String>>>;
+
+/// The read of snapshot `id` of `book` that this process's readers share while one of
+/// them holds it (kept weakly: once every reader has its copy, the memory is freed).
+fn shared(book: i32, id: &str) -> SharedRead {
+    static READS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<(i32, String), std::sync::Weak<tokio::sync::OnceCell<std::result::Result<(Book, SnapshotMeta), String>>>>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut reads = READS.lock().expect("snapshot reads lock");
+    reads.retain(|_, read| read.strong_count() > 0);
+    let key = (book, id.to_string());
+    if let Some(read) = reads.get(&key).and_then(std::sync::Weak::upgrade) {
+        return read;
+    }
+    let read = SharedRead::default();
+    reads.insert(key, std::sync::Arc::downgrade(&read));
+    read
+}
+
 /// One book's latest snapshot: the pointer in the last record of its partition, then
 /// the chunks it names. `Ok(None)`: the last record is no pointer (a writer stopped
 /// half way); `Err`: why the snapshot cannot be used.
@@ -247,27 +265,39 @@ async fn read_book(
             ));
         }
     }
-    read(pointer.first_chunk_offset)?;
-    let mut bytes = Vec::new();
-    let mut index = 0;
-    while index < pointer.chunks {
-        let (offset, payload) = next().await?;
-        if offset > pointer.last_chunk_offset {
-            return Err(format!("chunk {index} of {} is missing (compacted away by a newer snapshot)", pointer.snapshot_id));
-        }
-        let Some(Record::Chunk(chunk)) = decode(payload)? else { continue };
-        if chunk.snapshot_id != pointer.snapshot_id {
-            continue; // another book's or snapshot's record between the chunks
-        }
-        if chunk.index != index || chunk.count != pointer.chunks {
-            return Err(format!("chunk {} of {} where chunk {index} was due", chunk.index, pointer.snapshot_id));
-        }
-        bytes.extend_from_slice(&chunk.data);
-        index += 1;
-    }
-    let (book_state, meta) = tokio::task::block_in_place(|| decode_snapshot(&bytes, config)).map_err(|e| e.to_string())?;
-    if meta.book != book as u32 || meta.next_offset != pointer.next_offset {
-        return Err(format!("the snapshot says book {} at {}, its pointer book {book} at {}", meta.book, meta.next_offset, pointer.next_offset));
-    }
+    // The readers of one process that start together (in `up`: the book writer, the
+    // loan indexes, the publishers, the projector) read and decode each snapshot once.
+    let shared = shared(book, &pointer.snapshot_id);
+    let got = shared
+        .get_or_init(|| async {
+            read(pointer.first_chunk_offset)?;
+            let mut bytes = Vec::new();
+            let mut index = 0;
+            while index < pointer.chunks {
+                let (offset, payload) = next().await?;
+                if offset > pointer.last_chunk_offset {
+                    return Err(format!("chunk {index} of {} is missing (compacted away by a newer snapshot)", pointer.snapshot_id));
+                }
+                let Some(Record::Chunk(chunk)) = decode(payload)? else { continue };
+                if chunk.snapshot_id != pointer.snapshot_id {
+                    continue; // another book's or snapshot's record between the chunks
+                }
+                if chunk.index != index || chunk.count != pointer.chunks {
+                    return Err(format!("chunk {} of {} where chunk {index} was due", chunk.index, pointer.snapshot_id));
+                }
+                bytes.extend_from_slice(&chunk.data);
+                index += 1;
+            }
+            let (book_state, meta) = tokio::task::block_in_place(|| decode_snapshot(&bytes, config)).map_err(|e| e.to_string())?;
+            if meta.book != book as u32 || meta.next_offset != pointer.next_offset {
+                return Err(format!("the snapshot says book {} at {}, its pointer book {book} at {}", meta.book, meta.next_offset, pointer.next_offset));
+            }
+            Ok((book_state, meta))
+        })
+        .await;
+    let (book_state, meta) = match got {
+        Ok((book_state, meta)) => (book_state.clone(), meta.clone()),
+        Err(why) => return Err(why.clone()),
+    };
     Ok(Some(Restored { book: book_state, meta, taken_at_ms: pointer.taken_at_ms, slot }))
 }
