@@ -222,13 +222,18 @@ async fn read_book(
         tpl.add_partition_offset(topic, book, Offset::Offset(offset)).map_err(|e| e.to_string())?;
         consumer.assign(&tpl).map_err(|e| e.to_string())
     };
-    let next = || async {
-        match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.recv()).await {
-            Err(_) => Err(format!("no record of {} came within {RECEIVE_TIMEOUT:?}", topics::SNAPSHOTS)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(m)) => Ok((m.offset(), m.payload().map(<[u8]>::to_vec))),
+    // The next record of `topic` (one prefetched from the topic read before is passed).
+    let next_of = |topic: &'static str| async move {
+        loop {
+            match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.recv()).await {
+                Err(_) => return Err(format!("no record of {topic} came within {RECEIVE_TIMEOUT:?}")),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(m)) if m.topic() == topic => return Ok((m.offset(), m.payload().map(<[u8]>::to_vec))),
+                Ok(Ok(_)) => continue,
+            }
         }
     };
+    let next = || next_of(topics::SNAPSHOTS);
     let decode = |payload: Option<Vec<u8>>| -> std::result::Result<Option<Record>, String> {
         let Some(payload) = payload else { return Ok(None) }; // a tombstone
         ledger_proto::decode::<pb::SnapshotRecord>(&payload).map(|r| r.record).map_err(|e| e.to_string())
@@ -252,7 +257,7 @@ async fn read_book(
     }
     if pointer.next_offset > 0 {
         read_at(topics::EVENTS, pointer.next_offset - 1)?;
-        let (_, payload) = next().await?;
+        let (_, payload) = next_of(topics::EVENTS).await?;
         let event_id = payload
             .and_then(|p| ledger_proto::decode::<pb::LoanEvent>(&p).ok())
             .map(|e| e.event_id)
