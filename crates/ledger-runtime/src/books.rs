@@ -198,8 +198,9 @@ struct Snapshots {
     last_event: BTreeMap<i32, String>,
     /// Per book, the slot its next snapshot goes to.
     slot: BTreeMap<i32, snapshot::Slot>,
-    /// Per book, the snapshot being written.
-    writing: BTreeMap<i32, tokio::task::JoinHandle<Result<usize>>>,
+    /// Per book, the snapshot being written (what it returns: its size and when it
+    /// was taken).
+    writing: BTreeMap<i32, tokio::task::JoinHandle<Result<(usize, i64)>>>,
     /// Per book, when its latest snapshot was taken by this writer.
     taken: BTreeMap<i32, std::time::Instant>,
 }
@@ -250,6 +251,7 @@ impl Writer {
                         decided: self.decided.get(&book).map(Decided::entries).unwrap_or_default(),
                     },
                     last_event_id: last_event_id.clone(),
+                    taken_at_ms: crate::metrics::now_ms(),
                 };
                 let slot = s.slot.get(&book).copied().unwrap_or(snapshot::Slot::A);
                 let (producer, config) = (self.producer.clone(), s.config.clone());
@@ -257,7 +259,8 @@ impl Writer {
                 s.taken.insert(book, std::time::Instant::now());
                 crate::metrics::snapshot_behind(book, 0);
                 tracing::debug!(service = NAME, book, next_offset, ?slot, "taking a snapshot");
-                s.writing.insert(book, tokio::spawn(async move { snapshot::write(&producer, taken, config, slot).await }));
+                let taken_at_ms = taken.taken_at_ms;
+                s.writing.insert(book, tokio::spawn(async move { Ok((snapshot::write(&producer, taken, config, slot).await?, taken_at_ms)) }));
             }
             if !all || self.snapshots.writing.is_empty() {
                 return Ok(());
@@ -277,9 +280,9 @@ impl Writer {
             let handle = s.writing.remove(&book).expect("listed");
             let slot = s.slot.get(&book).copied().unwrap_or(snapshot::Slot::A);
             match handle.await {
-                Ok(Ok(bytes)) => {
+                Ok(Ok((bytes, taken_at_ms))) => {
                     tracing::info!(service = NAME, book, bytes, slot = ?slot, "snapshot written");
-                    crate::metrics::snapshot_taken(book, snapshot::now_ms());
+                    crate::metrics::snapshot_taken(book, taken_at_ms);
                     s.slot.insert(book, slot.other());
                 }
                 Ok(Err(error)) => tracing::warn!(service = NAME, book, error = %crate::error_chain(&error), "a snapshot could not be written; the next one is tried later"),

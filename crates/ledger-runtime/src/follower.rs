@@ -114,19 +114,11 @@ impl Follower {
         if restored.is_empty() {
             return Ok(restored);
         }
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            let offset = match restored.get_mut(p) {
-                Some(r) => {
-                    self.ledger.restore_book(*p as u32, std::mem::take(&mut r.book));
-                    self.positions.insert(*p, r.meta.next_offset);
-                    Offset::Offset(r.meta.next_offset)
-                }
-                None => Offset::Beginning,
-            };
-            tpl.add_partition_offset(topics::EVENTS, *p, offset)?;
+        self.consumer.assign(&crate::snapshot::assignment(&partitions, &restored)?)?;
+        for (p, r) in restored.iter_mut() {
+            self.ledger.restore_book(*p as u32, std::mem::take(&mut r.book));
+            self.positions.insert(*p, r.meta.next_offset);
         }
-        self.consumer.assign(&tpl)?;
         let at: BTreeMap<i32, i64> = restored.iter().map(|(p, r)| (*p, r.meta.next_offset)).collect();
         tracing::info!(group = %self.group, books = restored.len(), ?at, took_ms = started.elapsed().as_millis() as u64, "books restored from their snapshots");
         Ok(restored)

@@ -63,21 +63,13 @@ impl LoanIndex {
         if restored.is_empty() {
             return Ok(index);
         }
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            let offset = match restored.get(p) {
-                Some(r) => {
-                    for loan in r.book.loans() {
-                        index.borrowers.insert(loan.loan_id.clone(), loan.borrower_id.clone());
-                    }
-                    index.positions.insert(*p, r.meta.next_offset);
-                    Offset::Offset(r.meta.next_offset)
-                }
-                None => Offset::Beginning,
-            };
-            tpl.add_partition_offset(topics::EVENTS, *p, offset)?;
+        index.consumer.assign(&crate::snapshot::assignment(&partitions, &restored)?)?;
+        for (p, r) in &restored {
+            for loan in r.book.loans() {
+                index.borrowers.insert(loan.loan_id.clone(), loan.borrower_id.clone());
+            }
+            index.positions.insert(*p, r.meta.next_offset);
         }
-        index.consumer.assign(&tpl)?;
         Ok(index)
     }
 

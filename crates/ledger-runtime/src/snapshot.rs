@@ -10,7 +10,7 @@
 //! at the same offset, so it does not matter which writer wrote it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ledger_core::state::Book;
 use ledger_core::ProductConfig;
@@ -68,8 +68,15 @@ impl Slot {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+/// The assignment of `partitions` of loan.events that starts each restored book at the
+/// offset its snapshot reflects and every other one at the beginning.
+pub(crate) fn assignment(partitions: &[i32], restored: &BTreeMap<i32, Restored>) -> Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        let at = restored.get(p).map_or(Offset::Beginning, |r| Offset::Offset(r.meta.next_offset));
+        tpl.add_partition_offset(topics::EVENTS, *p, at)?;
+    }
+    Ok(tpl)
 }
 
 /// The chunks of `bytes`, each at most [`CHUNK_BYTES`] (one empty chunk for no bytes).
@@ -86,12 +93,14 @@ pub struct Taken {
     pub book: Book,
     pub meta: SnapshotMeta,
     pub last_event_id: String,
+    /// When it was taken (cloned), in milliseconds since the Unix epoch.
+    pub taken_at_ms: i64,
 }
 
 /// Writes a snapshot to `slot`, then its pointer, awaiting every acknowledgement; the
 /// encoding is done off the async threads. Returns the snapshot's size in bytes.
 pub async fn write(producer: &FutureProducer, taken: Taken, config: std::sync::Arc<ProductConfig>, slot: Slot) -> Result<usize> {
-    let Taken { book, meta, last_event_id } = taken;
+    let Taken { book, meta, last_event_id, taken_at_ms } = taken;
     let partition = meta.book as i32;
     let id = format!("{}-{}", meta.book, meta.next_offset);
     let (book_number, next_offset) = (meta.book, meta.next_offset);
@@ -123,7 +132,7 @@ pub async fn write(producer: &FutureProducer, taken: Taken, config: std::sync::A
             first_chunk_offset: first,
             last_chunk_offset: last,
             chunks: count,
-            taken_at_ms: now_ms(),
+            taken_at_ms,
             slot: slot.name().to_string(),
             last_event_id,
         })),
