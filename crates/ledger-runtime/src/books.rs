@@ -233,6 +233,8 @@ impl Writer {
             let s = &mut self.snapshots;
             for book in self.own.iter().copied() {
                 let behind = s.behind.get(&book).copied().unwrap_or(0);
+                // Once per batch (not per fact: the gauge's label is a String).
+                crate::metrics::snapshot_behind(book, behind);
                 let due = match take {
                     Take::Due => behind >= s.every,
                     Take::Idle => behind >= s.every || s.taken.get(&book).is_none_or(|t| t.elapsed() >= SNAPSHOT_IDLE),
@@ -447,9 +449,7 @@ impl Writer {
             _ => fact.key(),
         };
         self.decided.entry(partition).or_default().note(origin);
-        let behind = self.snapshots.behind.entry(partition).or_insert(0);
-        *behind += 1;
-        crate::metrics::snapshot_behind(partition, *behind);
+        *self.snapshots.behind.entry(partition).or_insert(0) += 1;
         self.snapshots.last_event.insert(partition, event_id.clone());
         let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
         in_flight.push(ledger_kafka::enqueue(&self.producer, topics::EVENTS, Some(partition), key, &payload)?);
