@@ -125,6 +125,8 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
         own: BTreeSet::new(),
         own_end: BTreeMap::new(),
         snapshots: Snapshots {
+            // A producer of their own: megabytes of chunks must not queue ahead of facts.
+            producer: Some(kafka.producer()?),
             every: snapshot_every(),
             config: ctx.config.clone(),
             slot: restored.iter().map(|(p, r)| (*p, r.slot.other())).collect(),
@@ -134,6 +136,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
     writer.read_view().await?;
     tracing::info!(service = NAME, "started");
     let mut positions = group::Positions::new(topics::COMMANDS);
+    let mut idle_since: Option<std::time::Instant> = None;
     while !*shutdown.borrow() {
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
@@ -144,9 +147,13 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
             if positions.refresh(&consumer)? {
                 writer.read_view().await?;
             }
-            writer.snapshot(Take::Idle).await?;
+            // Idle for a while, not a gap between two batches of a burst.
+            if idle_since.get_or_insert_with(std::time::Instant::now).elapsed() >= IDLE_BEFORE_SNAPSHOT {
+                writer.snapshot(Take::Idle).await?;
+            }
             continue;
         }
+        idle_since = None;
         writer.read_view().await?;
         let span = tracing::debug_span!("batch", stage = NAME, topic = topics::COMMANDS, messages = batch.messages.len());
         writer.decide_batch(&batch.messages).instrument(span).await?;
@@ -180,6 +187,9 @@ enum Take {
     All,
 }
 
+/// How long the writer must have had nothing to decide before it takes idle snapshots.
+const IDLE_BEFORE_SNAPSHOT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a stop waits for its snapshots to be written.
 const STOP_SNAPSHOTS: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -189,6 +199,7 @@ pub const SNAPSHOT_IDLE: std::time::Duration = std::time::Duration::from_secs(10
 /// The writer's snapshots of its own books.
 #[derive(Default)]
 struct Snapshots {
+    producer: Option<FutureProducer>,
     /// Facts between two snapshots of a book (0: none are taken).
     every: u64,
     config: Arc<ledger_core::ProductConfig>,
@@ -256,7 +267,8 @@ impl Writer {
                     taken_at_ms: crate::metrics::now_ms(),
                 };
                 let slot = s.slot.get(&book).copied().unwrap_or(snapshot::Slot::A);
-                let (producer, config) = (self.producer.clone(), s.config.clone());
+                let Some(producer) = s.producer.clone() else { continue };
+                let config = s.config.clone();
                 s.behind.insert(book, 0);
                 s.taken.insert(book, std::time::Instant::now());
                 crate::metrics::snapshot_behind(book, 0);
