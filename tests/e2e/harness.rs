@@ -343,7 +343,7 @@ pub fn wait_until_decided(brokers: &str) {
     use ledger_kafka::{topics, KafkaConfig, OffsetProbe};
     use ledger_runtime::{books, claims, input_group, input_topic};
 
-    let mut stages: Vec<(&str, String)> = ledger_runtime::handlers()
+    let mut stages: Vec<(&str, String)> = ledger_sim::SERVICES
         .iter()
         .filter_map(|h| h.decides().map(|kind| (input_topic(kind), input_group(h.name()))))
         .collect();

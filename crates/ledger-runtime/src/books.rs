@@ -109,9 +109,10 @@ fn parse_origin(origin: &str) -> Option<(&str, i32, i64)> {
     Some((topic, partition.parse().ok()?, offset.parse().ok()?))
 }
 
-/// Runs the book writer until `shutdown` turns true. `deciders` are the services that
-/// decide inputs (each names its [`InputKind`]).
-pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs the book writer until `shutdown` turns true. It decides with the context's
+/// services that decide inputs (each names its [`InputKind`]).
+pub async fn run_books(ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let deciders = ctx.deciders().collect();
     let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
     let producer = kafka.producer()?;
     let mut view = Follower::new(&kafka, "ledger-books-view", ctx.config.clone(), false)?;
@@ -218,7 +219,7 @@ struct Snapshots {
 
 struct Writer {
     producer: FutureProducer,
-    deciders: Vec<Arc<dyn Handler>>,
+    deciders: Vec<&'static dyn Handler>,
     /// The fold of loan.events: the own books as written, the others as read.
     view: Follower,
     /// Per book, the inputs it has decided.
@@ -411,7 +412,7 @@ impl Writer {
                 else {
                     return Err(RuntimeError::Corrupt(format!("{}: the command's origin {origin:?} is no input topic", at())));
                 };
-                let Some(decider) = self.deciders.iter().find(|d| d.decides() == Some(kind)).cloned() else {
+                let Some(decider) = self.deciders.iter().copied().find(|d| d.decides() == Some(kind)) else {
                     return Err(RuntimeError::Refused(format!("no service here decides {topic}")));
                 };
                 let input = decode_input(kind, &bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", at())))?;

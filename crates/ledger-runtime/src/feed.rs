@@ -55,7 +55,7 @@ pub async fn feed(ctx: &Context, text: &str, wait: Duration, mut progress: impl 
     let mut control_view = Follower::new(&kafka, "ledger-feed", ctx.config.clone(), false)?;
     let probe = OffsetProbe::new(&kafka)?;
     let mut watchers: BTreeMap<InputKind, StreamConsumer> = BTreeMap::new();
-    for handler in crate::handlers() {
+    for handler in ctx.services {
         if let Some(kind) = handler.decides() {
             watchers.insert(kind, kafka.consumer(&input_group(handler.name()))?);
         }
@@ -264,7 +264,7 @@ pub(crate) async fn wait_all_committed(watcher: &StreamConsumer, topic: &str, ta
 /// committed the end of every partition.
 pub async fn wait_for_readers(ctx: &Context, view: &Follower, wait: Duration) -> Result<()> {
     let ends = view.end_offsets()?;
-    for reader in event_readers() {
+    for reader in event_readers(ctx.services) {
         let watcher = ctx.kafka.consumer(&events_group(reader))?;
         wait_all_committed(&watcher, topics::EVENTS, &ends, wait).await?;
     }

@@ -13,7 +13,6 @@
 //! A crash before the commit forwards the batch again; the book writer knows each
 //! command by its origin and decides it once.
 
-use std::sync::Arc;
 
 use ledger_core::handler::{Handler, NoLoans};
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
@@ -28,7 +27,7 @@ use crate::service::{await_all, decode_input};
 use crate::{input_group, input_topic, source, Context, Result, RuntimeError};
 
 /// Runs the intake of `handler`'s input topic until `shutdown` turns true.
-pub async fn run_intake(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run_intake(handler: &'static dyn Handler, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let name = handler.name();
     let Some(kind) = handler.decides() else {
         return Err(RuntimeError::Refused(format!("{name} decides no input: it has no intake")));

@@ -42,6 +42,21 @@ use ledger_kafka::topics;
 pub struct Context {
     pub kafka: ledger_kafka::KafkaConfig,
     pub config: Arc<ledger_core::ProductConfig>,
+    /// The services of the ledger, as the caller composes them (`loanctl` gives
+    /// `ledger_sim::SERVICES`): the runtime knows them by their trait only.
+    pub services: &'static [&'static dyn Handler],
+}
+
+impl Context {
+    /// The services that decide an input (the book writer's deciders).
+    pub fn deciders(&self) -> impl Iterator<Item = &'static dyn Handler> + '_ {
+        self.services.iter().copied().filter(|s| s.decides().is_some())
+    }
+
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&'static dyn Handler> {
+        self.services.iter().copied().find(|s| s.name() == name)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,28 +109,13 @@ pub fn join_causes(causes: &[&(dyn std::error::Error + 'static)]) -> String {
     text
 }
 
-/// The five services, in the order `loanctl up` starts them.
-pub fn handlers() -> Vec<Arc<dyn Handler>> {
-    vec![
-        Arc::new(origination::Origination),
-        Arc::new(repayment::Repayment),
-        Arc::new(collections::Collections),
-        Arc::new(accrual::Accrual),
-        Arc::new(monitoring::Monitoring),
-    ]
-}
-
-/// Every service `loanctl up` runs and `loanctl run` accepts: the book writer, the five
-/// services (each its intake, its publisher or both), and the projector.
-pub fn service_names() -> Vec<&'static str> {
+/// Every service `loanctl up` runs and `loanctl run` accepts, given the services: the
+/// book writer, each service (its intake, its publisher or both), and the projector.
+pub fn service_names(services: &[&dyn Handler]) -> Vec<&'static str> {
     let mut names = vec![books::NAME];
-    names.extend(handlers().iter().map(|h| h.name()));
+    names.extend(services.iter().map(|h| h.name()));
     names.push(projection::NAME);
     names
-}
-
-pub fn handler(name: &str) -> Option<Arc<dyn Handler>> {
-    handlers().into_iter().find(|h| h.name() == name)
 }
 
 /// The input topic of a kind of input.
@@ -141,8 +141,8 @@ pub fn events_group(reader: &str) -> String {
 
 /// Every reader of loan.events that `loanctl up` runs and `feed` waits for: the
 /// services' publishers and the projector.
-pub fn event_readers() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = handlers().iter().filter(|h| h.publishes()).map(|h| h.name()).collect();
+pub fn event_readers(services: &[&dyn Handler]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = services.iter().filter(|h| h.publishes()).map(|h| h.name()).collect();
     names.push(projection::NAME);
     names
 }

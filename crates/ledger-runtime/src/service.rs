@@ -9,7 +9,6 @@
 //! the committed offset on; a notice published again carries the same deterministic id.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use ledger_core::handler::{Handler, InputKind};
 use ledger_core::{Input, Ledger, Outcome};
@@ -28,7 +27,7 @@ use crate::{events_group, input_topic, Context, Result, RuntimeError};
 const IN_FLIGHT_MAX: usize = 10_000;
 
 /// Runs `handler`'s publisher until `shutdown` turns true.
-pub async fn run_publisher(handler: Arc<dyn Handler>, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run_publisher(handler: &'static dyn Handler, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let name = handler.name();
     let kafka = ctx.kafka.with_client_id(format!("{}-{name}", ctx.kafka.client_id));
     let producer = kafka.producer()?;

@@ -6,10 +6,11 @@
 //! (score < 50) or recall (< 40), a few for borrowers the ledger does not know. The same
 //! seed always gives the same stream.
 //!
-//! It also holds the in-process composition of the services ([`DECIDERS`], [`decide`],
-//! [`run`]): the core knows no service, so whatever runs inputs through the ledger in
-//! process (`loanctl simulate`, the scenario tests, the corpus, the fuzz targets) decides
-//! with these, as the book writer decides with the services `loanctl` runs.
+//! It also holds the one composition of the services ([`SERVICES`], [`DECIDERS`],
+//! [`decide`], [`run`]): the core and the runtime know no service, so whatever runs
+//! inputs through the ledger (`loanctl simulate`, the scenario tests, the corpus, the
+//! fuzz targets in process; `loanctl up` and `run` through the runtime) takes them
+//! from here.
 
 use ledger_core::input::{Application, CollectionsAction, Input, MerchantUpdate, OrderRef, RawAmount, Repayment};
 use ledger_core::scoring::{Merchant, MerchantKind};
@@ -336,11 +337,27 @@ fn repayment(next_pay: &mut u64, loan_id: &str, amount: String) -> Input {
     Input::Repayment(Repayment { payment_id, loan_id: loan_id.to_string(), amount: RawAmount::cny(&amount) })
 }
 
-/// The services that decide inputs, as `loanctl` composes them: the one in-process
-/// composition, used by `loanctl simulate`, the scenario tests, the corpus and the fuzz
+/// The five services, in the order `loanctl up` starts them: the one composition of
+/// the ledger. `loanctl` hands them to the runtime, which knows them by their trait
+/// only (the book writer decides with those that decide, the publishers run those that
+/// publish); nothing else names them.
+pub static SERVICES: [&dyn Handler; 5] = [ORIGINATION, REPAYMENT, COLLECTIONS, &::accrual::Accrual, MONITORING];
+
+const ORIGINATION: &dyn Handler = &::origination::Origination;
+const REPAYMENT: &dyn Handler = &::repayment::Repayment;
+const COLLECTIONS: &dyn Handler = &::collections::Collections;
+const MONITORING: &dyn Handler = &::monitoring::Monitoring;
+
+/// The services that decide inputs ([`SERVICES`] but accrual, which decides nothing):
+/// used in process by `loanctl simulate`, the scenario tests, the corpus and the fuzz
 /// targets, which drive the deciders without the runtime. Each finds its inputs by
 /// [`Handler::decides`], as the book writer finds them.
-pub static DECIDERS: [&dyn Handler; 4] = [&::origination::Origination, &::repayment::Repayment, &::collections::Collections, &::monitoring::Monitoring];
+pub static DECIDERS: [&dyn Handler; 4] = [ORIGINATION, REPAYMENT, COLLECTIONS, MONITORING];
+
+/// The service named `name`.
+pub fn service(name: &str) -> Option<&'static dyn Handler> {
+    SERVICES.iter().copied().find(|s| s.name() == name)
+}
 
 /// The service that decides `kind`'s inputs.
 pub fn decider(kind: InputKind) -> &'static dyn Handler {

@@ -34,7 +34,7 @@ impl BrokerArgs {
         let kafka = KafkaConfig::from_env_and_args(self.brokers.as_deref(), "loanctl", &self.property)?;
         // A wrong address or password is one clear error now, not a hang later.
         ledger_kafka::check_connection(&kafka)?;
-        Ok(Context { kafka, config })
+        Ok(Context { kafka, config, services: &ledger_sim::SERVICES })
     }
 }
 
@@ -73,16 +73,15 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
             tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, ready, stopped).await?) });
         } else if *name == books::NAME {
             // The one writer per book, with every service that decides an input.
-            let deciders = ledger_runtime::handlers().into_iter().filter(|h| h.decides().is_some()).collect();
             let (books_ctx, books_stopped) = (ctx.clone(), stopped.clone());
-            tasks.spawn(async move { Ok(books::run_books(deciders, books_ctx, books_stopped).await?) });
+            tasks.spawn(async move { Ok(books::run_books(books_ctx, books_stopped).await?) });
             // And the id sequencer in front of them (one instance holds its queue).
             let (claims_ctx, claims_stopped) = (ctx.clone(), stopped.clone());
             tasks.spawn(async move { Ok(claims::run_sequencer(claims_ctx, claims_stopped).await?) });
         } else {
-            let handler = ledger_runtime::handler(name).with_context(|| format!("no service named {name}"))?;
+            let handler = ctx.service(name).with_context(|| format!("no service named {name}"))?;
             if handler.decides().is_some() {
-                let (handler, ctx, stopped) = (handler.clone(), ctx.clone(), stopped.clone());
+                let (ctx, stopped) = (ctx.clone(), stopped.clone());
                 tasks.spawn(async move { Ok(intake::run_intake(handler, ctx, stopped).await?) });
             }
             if handler.publishes() {
@@ -130,7 +129,7 @@ async fn shutdown_signal() {
 }
 
 pub fn all_services() -> Vec<&'static str> {
-    ledger_runtime::service_names()
+    ledger_runtime::service_names(&ledger_sim::SERVICES)
 }
 
 pub async fn open(ctx: &Context, date: Date) -> anyhow::Result<()> {
@@ -197,7 +196,7 @@ pub async fn demo(config: Arc<ProductConfig>, http_addr: SocketAddr, merchants: 
     let names = ledger_runtime::all_topics();
     let list: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), partitions)).collect();
     let broker = ledger_kafka::MockBroker::start(&list)?;
-    let ctx = Context { kafka: broker.config("loanctl-demo"), config };
+    let ctx = Context { kafka: broker.config("loanctl-demo"), config, services: &ledger_sim::SERVICES };
     let data: PathBuf = std::env::temp_dir().join(format!("loanctl-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let services_ctx = ctx.clone();

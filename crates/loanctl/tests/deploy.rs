@@ -97,7 +97,7 @@ impl Container {
 }
 
 fn service_names() -> BTreeSet<String> {
-    ledger_runtime::service_names().into_iter().map(String::from).collect()
+    ledger_runtime::service_names(&ledger_sim::SERVICES).into_iter().map(String::from).collect()
 }
 
 // ---------------------------------------------------------------- docker-compose.yml
