@@ -1,7 +1,8 @@
 //! Snapshots: the book writer writes one of each book it owns every few facts
 //! (`LEDGER_SNAPSHOT_EVERY`) and at a planned stop; a start restores every book from
 //! its latest snapshot and folds only the facts after it (the writer, the loan
-//! indexes, the publishers up to what they published, the projector up to its rows). Killed twice mid-feed and
+//! indexes, and the projector's fold, which feeds the publishers, up to its rows and
+//! to what they published). Killed twice mid-feed and
 //! stopped once, the ledger restarts from its snapshots and ends where `loanctl
 //! simulate` does: the same export and digest, a replay from offset 0 into empty
 //! stores the same digest, every notice once.
@@ -60,11 +61,15 @@ fn books_restored_from_their_snapshots_fold_on_to_the_ledger_simulate_gives() {
     let up = Up::start_with(&brokers, &data, port, &[], &envs);
     let restored = wait_for_log(&data, "group=ledger-books-view books=3");
     eprintln!("after a stop: {restored}");
-    // The projector restores too (its rows are stored up to the end), and each
-    // publisher the books it is given (it has published up to the end).
+    // The projector restores too (its rows are stored up to the end, and each
+    // publisher has published up to the end), and its fold feeds every publisher of
+    // the process: none folds a partition itself.
     wait_for_log(&data, "group=ledger-projector-events books=3");
-    let publisher = wait_for_log(&data, "book restored from its snapshot");
+    let publisher = wait_for_log(&data, "partitions from the process's fold");
     eprintln!("a publisher: {publisher}");
+    let log = std::fs::read_to_string(Up::log_path(&data)).unwrap();
+    let fed: Vec<&str> = log.lines().filter(|l| l.contains("partitions from the process's fold")).collect();
+    assert!(fed.iter().all(|l| l.contains("own=[]")), "a publisher folds a partition itself after a planned stop:\n{}", fed.join("\n"));
     let (_, metrics) = get_text(&up.api, "/metrics");
     let restored_books: f64 = metrics
         .lines()

@@ -33,6 +33,8 @@ pub struct Applied {
     pub source: String,
     /// What the fold derived (empty unless the follower collects events).
     pub derived: Vec<Derived>,
+    /// The record's CreateTime in milliseconds (0 when it has none).
+    pub timestamp_ms: i64,
 }
 
 pub struct Follower {
@@ -241,7 +243,8 @@ impl Follower {
                 tracing::error!(partition, offset, key = %fact.key(), why, "fact does not fit the ledger");
                 return Err(RuntimeError::Corrupt(format!("{}: the fact {} does not fit the book at its position: {why}", at(), fact.key())));
             }
-            applied.push(Applied { partition, offset, fact, outcome, source, derived });
+            let timestamp_ms = message.timestamp().to_millis().unwrap_or(0);
+            applied.push(Applied { partition, offset, fact, outcome, source, derived, timestamp_ms });
         }
         crate::metrics::consumed(topics::EVENTS, &self.group, read);
         for (partition, end) in ends {

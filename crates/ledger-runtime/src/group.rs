@@ -38,6 +38,12 @@ pub struct Membership {
     /// Rewinding: partition -> the group's committed offset when it was assigned
     /// (what was published before; 0 when unknown).
     committed: Mutex<BTreeMap<i32, i64>>,
+    /// Rewinding, fed by the process's fold ([`crate::fold`]): which assigned
+    /// partitions are served from its shared batches (paused here) and which this
+    /// member folds itself.
+    feed: Option<std::sync::Arc<crate::fold::FeedState>>,
+    /// Between an assignment and the next revocation.
+    assigned: std::sync::atomic::AtomicBool,
 }
 
 impl Membership {
@@ -65,15 +71,23 @@ impl Membership {
         self.committed.lock().expect("membership lock").clone()
     }
 
+    /// Whether the member holds an assignment (possibly empty) now: after one, before
+    /// the next revocation.
+    pub fn is_assigned(&self) -> bool {
+        self.assigned.load(Ordering::SeqCst)
+    }
+
     fn assigned(&self, partitions: BTreeSet<i32>) {
         tracing::info!(partitions = ?partitions, "partitions assigned");
         *self.owned.lock().expect("membership lock") = partitions;
+        self.assigned.store(true, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     fn revoked(&self) {
         tracing::info!("partitions revoked");
         self.owned.lock().expect("membership lock").clear();
+        self.assigned.store(false, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -118,12 +132,44 @@ impl ConsumerContext for Membership {
                     let mut folds = self.folds.lock().expect("membership lock");
                     folds.retain(|p, _| partitions.contains(p));
                     assignment = TopicPartitionList::new();
+                    let (mut shared, mut own) = (TopicPartitionList::new(), TopicPartitionList::new());
                     for element in tpl.elements() {
-                        let at = folds.get(&element.partition()).map_or(Offset::Beginning, |o| Offset::Offset(*o));
-                        if let Err(error) = assignment.add_partition_offset(element.topic(), element.partition(), at) {
+                        let partition = element.partition();
+                        let is_shared = self.feed.as_ref().is_some_and(|feed| {
+                            feed.take_shared(partition, self.committed.lock().expect("membership lock").get(&partition).copied().unwrap_or(0))
+                        });
+                        let at = if is_shared {
+                            // Served from the process's fold: this consumer reads nothing of it.
+                            folds.remove(&partition);
+                            shared.add_partition(element.topic(), partition);
+                            Offset::End
+                        } else {
+                            own.add_partition(element.topic(), partition);
+                            folds.get(&partition).map_or(Offset::Beginning, |o| Offset::Offset(*o))
+                        };
+                        if let Err(error) = assignment.add_partition_offset(element.topic(), partition, at) {
                             tracing::warn!(%error, "building the assignment");
                         }
                     }
+                    drop(folds);
+                    if let Err(error) = consumer.assign(&assignment) {
+                        tracing::warn!(%error, "assigning partitions");
+                    }
+                    if self.feed.is_some() {
+                        tracing::info!(shared = ?shared.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(),
+                            own = ?own.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions from the process's fold, and folded here");
+                        for (list, pause) in [(&shared, true), (&own, false)] {
+                            if list.count() == 0 {
+                                continue;
+                            }
+                            let done = if pause { consumer.pause(list) } else { consumer.resume(list) };
+                            if let Err(error) = done {
+                                tracing::warn!(%error, pause, "pausing or resuming partitions");
+                            }
+                        }
+                    }
+                    self.assigned(partitions);
+                    return;
                 }
                 if let Err(error) = consumer.assign(&assignment) {
                     tracing::warn!(%error, "assigning partitions");
@@ -157,6 +203,12 @@ pub fn join(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsum
 /// (up to where the group has published) from [`Membership::committed`].
 pub fn join_rewinding(kafka: &KafkaConfig, group: &str, topic: &str) -> Result<GroupConsumer> {
     join_with(kafka, group, topic, Membership { group: group.to_string(), rewind: true, ..Membership::default() })
+}
+
+/// A rewinding member fed by the process's fold: at each assignment, the partitions
+/// `feed` can serve are paused here (see [`crate::fold`]).
+pub fn join_fed(kafka: &KafkaConfig, group: &str, topic: &str, feed: std::sync::Arc<crate::fold::FeedState>) -> Result<GroupConsumer> {
+    join_with(kafka, group, topic, Membership { group: group.to_string(), rewind: true, feed: Some(feed), ..Membership::default() })
 }
 
 fn join_with(kafka: &KafkaConfig, group: &str, topic: &str, membership: Membership) -> Result<GroupConsumer> {

@@ -21,6 +21,7 @@ pub mod books;
 pub mod claims;
 pub mod control;
 pub mod feed;
+pub mod fold;
 pub mod follower;
 pub mod group;
 pub mod http;

@@ -1,6 +1,8 @@
 //! The projector: folds loan.events into the sled read models (the rows of the
 //! `projector` crate), storing its positions in the same batch as the rows they
-//! produced.
+//! produced. In `loanctl up` its fold is the process's one fold: it hands every batch,
+//! with what the fold derived, to the publishers of the process ([`crate::fold`])
+//! before it builds its rows.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +12,9 @@ use ledger_kafka::topics;
 use ledger_store::{Changes, StoreTree};
 use tokio::sync::watch;
 
-use crate::follower::Follower;
-use crate::{events_group, Context, Result};
+use crate::fold::{Feed, Folded, SharedBatch};
+use crate::follower::{Applied, Follower};
+use crate::{events_group, group, Context, Result};
 
 pub const NAME: &str = "projector";
 
@@ -23,46 +26,105 @@ pub struct Projection {
     follower: Follower,
     stored: BTreeMap<i32, i64>,
     tree: StoreTree,
-    /// Whether every partition was refolded up to its stored position (after a start,
-    /// rows may be written only then: until every book is back where the rows were
-    /// written, rows computed from the ledger would be older than the stored ones).
+    /// Whether the books were restored (at the first step).
     refolded: bool,
     kafka: ledger_kafka::KafkaConfig,
+    /// The publishers of this process that take their facts from this fold.
+    feeds: Vec<Feed>,
 }
 
 impl Projection {
-    pub fn new(ctx: &Context, tree: StoreTree, group: &str) -> Result<Projection> {
+    /// A projection into `tree`, committing its position hints under `group`, feeding
+    /// `feeds` (the publishers of the process; none for `run projector` and `replay`).
+    pub fn new(ctx: &Context, tree: StoreTree, group: &str, feeds: Vec<Feed>) -> Result<Projection> {
         let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
         let restore_kafka = kafka.clone();
-        let follower = Follower::new(&kafka, group, ctx.config.clone(), false)?;
+        // What the fold derives is collected only for publishers to publish.
+        let follower = Follower::new(&kafka, group, ctx.config.clone(), !feeds.is_empty())?;
         let stored = tree
             .positions()?
             .into_iter()
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka })
+        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka, feeds })
     }
 
     pub fn follower(&self) -> &Follower {
         &self.follower
     }
 
-    /// Folds up to one batch of new facts and stores the rows they changed with the
-    /// new positions. Returns how many facts it applied (0: caught up).
-    pub async fn step(&mut self) -> Result<usize> {
-        let mut applied = Vec::new();
-        if !self.refolded {
-            // The books from their snapshots, where one is at or before the stored
-            // position (rows are written only from there on); the rest from offset 0.
-            // Empty stores (a replay) are built from offset 0 alone.
-            if self.stored.values().any(|o| *o > 0) {
-                self.follower.restore(&self.kafka, Some(&self.stored)).await?;
+    /// Whether some partition is still being refolded up to its stored position (after
+    /// a start: the rows of its facts were written before).
+    fn refolding(&self) -> bool {
+        let at = self.follower.positions();
+        self.stored.iter().any(|(p, stored)| at.get(p).copied().unwrap_or(0) < *stored)
+    }
+
+    /// Restores the books, at the first step: from their snapshots where one is at or
+    /// before the stored position (rows are written only from there on) and at or
+    /// before what every fed publisher's group has published (it must be handed every
+    /// fact after that); the rest from offset 0. Empty stores (a replay) are built from
+    /// offset 0 alone. Then tells the feeds where the fold starts.
+    async fn restore(&mut self) -> Result<()> {
+        let mut at_most = self.stored.clone();
+        let partitions = self.follower.partitions();
+        for feed in &self.feeds {
+            let watcher = self.kafka.consumer(&feed.group)?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let published = group::committed_offsets(&watcher, topics::EVENTS, partitions.iter().copied(), deadline).await?;
+            for p in &partitions {
+                let limit = at_most.entry(*p).or_insert(0);
+                *limit = (*limit).min(published.get(p).copied().unwrap_or(0).max(0));
             }
-            // Facts read on the way that lie beyond their partition's stored position
-            // are handled below like any new fact.
-            self.refolded = true;
-            applied = self.follower.catch_up_to(&self.stored.clone(), usize::MAX).await?;
+        }
+        if self.stored.values().any(|o| *o > 0) {
+            self.follower.restore(&self.kafka, Some(&at_most)).await?;
+        }
+        for feed in &self.feeds {
+            feed.start(self.follower.positions());
+        }
+        self.refolded = true;
+        Ok(())
+    }
+
+    /// Hands a batch to the fed publishers, waiting while one's channel is full. A
+    /// publisher that has stopped (the process is stopping) is dropped.
+    async fn feed(&mut self, applied: &mut [Applied]) {
+        if self.feeds.is_empty() {
+            return;
+        }
+        let batch: SharedBatch = Arc::new(
+            applied
+                .iter_mut()
+                .map(|a| Folded { partition: a.partition, offset: a.offset, timestamp_ms: a.timestamp_ms, derived: std::mem::take(&mut a.derived) })
+                .collect(),
+        );
+        let mut open = Vec::with_capacity(self.feeds.len());
+        for feed in self.feeds.drain(..) {
+            if feed.sender.send(batch.clone()).await.is_ok() {
+                open.push(feed);
+            } else {
+                tracing::debug!(group = %feed.group, "a fed publisher stopped");
+            }
+        }
+        self.feeds = open;
+    }
+
+    /// Folds up to one batch of new facts, hands it to the fed publishers, and stores
+    /// the rows it changed with the new positions. Returns how many facts it applied
+    /// (0: caught up).
+    pub async fn step(&mut self) -> Result<usize> {
+        if !self.refolded {
+            self.restore().await?;
+        }
+        // Back to the stored positions first, in bounded batches; facts read on the way
+        // that lie beyond their partition's stored position are handled like any new
+        // fact. Rows are written for facts at or past the stored position only.
+        let refolding = self.refolding();
+        let mut applied = Vec::new();
+        if refolding {
+            applied = self.follower.catch_up_to(&self.stored.clone(), BATCH_FACTS).await?;
         }
         if applied.is_empty() {
             applied = self.follower.catch_up(BATCH_FACTS).await?;
@@ -70,16 +132,22 @@ impl Projection {
         if applied.is_empty() {
             return Ok(0);
         }
+        self.feed(&mut applied).await;
         let mut changes = Changes::default();
         let mut reached = BTreeMap::new();
         for a in &applied {
-            reached.insert(a.partition, a.offset + 1);
+            // A stored position never moves back (a refolded fact is below it).
+            if a.offset + 1 > self.stored.get(&a.partition).copied().unwrap_or(0) {
+                reached.insert(a.partition, a.offset + 1);
+            }
             if a.offset >= self.stored.get(&a.partition).copied().unwrap_or(0) {
                 // The rows of the fact's own book: other books may be mid-way.
                 changes.extend(projector::changes_for_book(self.follower.ledger(), a.partition as u32, a.offset, &a.fact));
             }
         }
-        if !changes.is_empty() {
+        // The portfolio row once every book is back where the rows were written (until
+        // then the ledger holds some books only in part), and whenever rows changed.
+        if !self.refolding() && (!changes.is_empty() || refolding) {
             changes.extend(projector::portfolio_rows(self.follower.ledger()));
         }
         let positions: Vec<(&str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
@@ -115,8 +183,13 @@ impl Readiness {
 
 /// Runs the projector until `shutdown` turns true, marking `ready` once it has caught
 /// up with loan.events.
-pub async fn run_projector(ctx: Context, tree: StoreTree, ready: Readiness, mut shutdown: watch::Receiver<bool>) -> Result<()> {
-    let mut projection = Projection::new(&ctx, tree, &events_group(NAME))?;
+pub async fn run_projector(ctx: Context, tree: StoreTree, ready: Readiness, shutdown: watch::Receiver<bool>) -> Result<()> {
+    run_projector_feeding(ctx, tree, ready, Vec::new(), shutdown).await
+}
+
+/// [`run_projector`], its fold feeding the publishers of the process (`feeds`).
+pub async fn run_projector_feeding(ctx: Context, tree: StoreTree, ready: Readiness, feeds: Vec<Feed>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut projection = Projection::new(&ctx, tree, &events_group(NAME), feeds)?;
     let ends = projection.follower().end_offsets()?;
     let total: i64 = ends.values().sum();
     tracing::info!(service = NAME, "started");
@@ -124,7 +197,11 @@ pub async fn run_projector(ctx: Context, tree: StoreTree, ready: Readiness, mut 
         if *shutdown.borrow() {
             break;
         }
-        let applied = projection.step().await?;
+        // A step may wait for a fed publisher: a stop must not wait behind it.
+        let applied = tokio::select! {
+            _ = shutdown.changed() => break,
+            applied = projection.step() => applied?,
+        };
         if ready.not_ready().is_some() {
             let read: i64 = projection.follower().positions().values().sum();
             if applied == 0 {

@@ -21,7 +21,7 @@ pub async fn replay(ctx: &Context, tree: StoreTree, mut progress: impl FnMut(u64
     let started = Instant::now();
     // A group of its own, never shared with a live projector.
     let group = format!("ledger-replay-{}", std::process::id());
-    let mut projection = Projection::new(ctx, tree.clone(), &group)?;
+    let mut projection = Projection::new(ctx, tree.clone(), &group, Vec::new())?;
     let ends = projection.follower().end_offsets()?;
     let total: i64 = ends.values().sum();
     let mut facts = 0usize;

@@ -7,6 +7,10 @@
 //! acknowledged. A member given a partition folds it from the beginning (or from where
 //! its own fold of it stands, when the partition comes back to it) and publishes from
 //! the committed offset on; a notice published again carries the same deterministic id.
+//!
+//! In `loanctl up` the publishers take the facts of their partitions from the
+//! process's one fold instead ([`crate::fold`]), where it has not run past what the
+//! group published.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +21,7 @@ use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
 use ledger_kafka::rdkafka::Message;
 use ledger_kafka::{topics, OffsetProbe};
 use ledger_proto::{IntoProto, Output};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::follower::{check_layout, read_fact};
 use crate::group::{self, DEFAULT_BOUNDS};
@@ -26,14 +30,48 @@ use crate::{events_group, input_topic, Context, Result, RuntimeError};
 /// Notices in flight before the publisher waits for their acknowledgements.
 const IN_FLIGHT_MAX: usize = 10_000;
 
-/// Runs `handler`'s publisher until `shutdown` turns true.
-pub async fn run_publisher(handler: &'static dyn Handler, ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+/// A fed publisher's batch bounds: its own consumer reads only the partitions it folds
+/// itself (rare), so it waits on it only a moment and then on the shared batches.
+const FED_BOUNDS: group::Bounds = group::Bounds { idle: std::time::Duration::from_millis(1), ..DEFAULT_BOUNDS };
+
+/// How long a fed publisher waits for a shared batch before it looks at its consumer
+/// again (rebalances, its own partitions).
+const FED_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long a fed publisher holds the process's fold back while it has no assignment
+/// (joining its group, or a rebalance): past that it takes the shared batches and
+/// passes over what it does not own (a partition whose facts it passed over is folded
+/// here when it is assigned).
+const FED_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `handler`'s publisher until `shutdown` turns true. With `feed` it takes the
+/// facts of its partitions from the process's fold where it can ([`crate::fold`]);
+/// without, it folds every partition it is assigned itself.
+pub async fn run_publisher(
+    handler: &'static dyn Handler,
+    ctx: Context,
+    feed: Option<crate::fold::Subscription>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let name = handler.name();
     let kafka = ctx.kafka.with_client_id(format!("{}-{name}", ctx.kafka.client_id));
     let producer = kafka.producer()?;
     let partition_count = OffsetProbe::new(&kafka)?.topic_partitions(topics::EVENTS)?.len();
-    let consumer = group::join_rewinding(&kafka, &events_group(name), topics::EVENTS)?;
-    // One fold per partition: a book needs nothing of the others.
+    let mut feed = feed;
+    let consumer = match &mut feed {
+        Some(sub) => {
+            // Join only once the fold knows where it starts: the assignment compares it
+            // with what the group has published.
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                started = sub.started.wait_for(|s| *s) => { started.map_err(|_| RuntimeError::Refused("the process's fold stopped before it started".into()))?; }
+            }
+            group::join_fed(&kafka, &events_group(name), topics::EVENTS, sub.state.clone())?
+        }
+        None => group::join_rewinding(&kafka, &events_group(name), topics::EVENTS)?,
+    };
+    let publisher = Publisher { handler, producer };
+    // One fold per partition folded here: a book needs nothing of the others.
     let mut books: BTreeMap<i32, Ledger> = BTreeMap::new();
     // Per partition restored from its snapshot, the offset it was restored at (the
     // records before it, read from the beginning before the seek, are passed over);
@@ -41,20 +79,24 @@ pub async fn run_publisher(handler: &'static dyn Handler, ctx: Context, mut shut
     let mut restored_at: BTreeMap<i32, i64> = BTreeMap::new();
     let mut looked: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     let mut positions = group::Positions::new(topics::EVENTS);
-    tracing::info!(service = name, "publisher started");
+    let mut unassigned_since: Option<std::time::Instant> = Some(std::time::Instant::now());
+    tracing::info!(service = name, fed = feed.is_some(), "publisher started");
     while !*shutdown.borrow() {
+        let bounds = if feed.is_some() { FED_BOUNDS } else { DEFAULT_BOUNDS };
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
-            batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
+            batch = group::receive(&consumer, bounds) => batch,
         };
         let membership = consumer.context();
         let folds = membership.folds();
         books.retain(|p, _| folds.contains_key(p));
         let published = membership.committed();
         let owned = membership.owned();
+        let shared = feed.as_ref().map(|f| f.state.shared()).unwrap_or_default();
         looked.retain(|p| owned.contains(p));
         restored_at.retain(|p, _| books.contains_key(p) || folds.contains_key(p));
-        let fresh: Vec<i32> = owned.iter().copied().filter(|p| !books.contains_key(p) && !folds.contains_key(p) && !looked.contains(p)).collect();
+        let fresh: Vec<i32> =
+            owned.iter().copied().filter(|p| !shared.contains(p) && !books.contains_key(p) && !folds.contains_key(p) && !looked.contains(p)).collect();
         if !fresh.is_empty() {
             looked.extend(fresh.iter().copied());
             for (partition, r) in crate::snapshot::read_latest(&kafka, &fresh, &ctx.config).await? {
@@ -81,7 +123,7 @@ pub async fn run_publisher(handler: &'static dyn Handler, ctx: Context, mut shut
         let mut in_flight: Vec<DeliveryFuture> = Vec::new();
         for message in &batch.messages {
             let (partition, offset) = (message.partition(), message.offset());
-            if offset < restored_at.get(&partition).copied().unwrap_or(0) {
+            if offset < restored_at.get(&partition).copied().unwrap_or(0) || shared.contains(&partition) {
                 continue; // read from the beginning before the seek: in the snapshot
             }
             let (fact, _) = read_fact(message)?;
@@ -100,27 +142,92 @@ pub async fn run_publisher(handler: &'static dyn Handler, ctx: Context, mut shut
             if offset < published.get(&partition).copied().unwrap_or(0) {
                 continue; // published before
             }
-            for (index, event) in derived.iter().enumerate() {
-                if let Some(notice) = handler.on_derived(event) {
-                    let mut out = notice.into_proto();
-                    out.set_event_id(format!("{partition}-{offset}-{index}"));
-                    in_flight.push(send_output(&producer, &out)?);
-                    crate::metrics::notice(name, message.timestamp().to_millis().unwrap_or(0));
-                    if in_flight.len() >= IN_FLIGHT_MAX {
-                        await_all(&mut in_flight).await?;
+            publisher.publish(partition, offset, message.timestamp().to_millis().unwrap_or(0), &derived, &mut in_flight).await?;
+        }
+        let mut took_shared = false;
+        let mut fold_gone = false;
+        if let Some(sub) = &mut feed {
+            // Between a revocation and the next assignment nothing is taken: the fold
+            // waits, so that a partition handed back is still shared.
+            if membership.is_assigned() {
+                unassigned_since = None;
+            }
+            let held_for = unassigned_since.get_or_insert_with(std::time::Instant::now).elapsed();
+            if membership.is_assigned() || held_for >= FED_HOLD {
+                let mut next = match sub.receiver.try_recv() {
+                    Ok(shared) => Some(shared),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        fold_gone = true;
+                        None
                     }
+                };
+                if next.is_none() && !fold_gone && batch.messages.is_empty() {
+                    next = match tokio::time::timeout(FED_WAIT, sub.receiver.recv()).await {
+                        Ok(Some(shared)) => Some(shared),
+                        Ok(None) => {
+                            fold_gone = true;
+                            None
+                        }
+                        Err(_) => None,
+                    };
+                }
+                while let Some(shared_batch) = next {
+                    took_shared = true;
+                    for folded in shared_batch.iter() {
+                        let (partition, offset) = (folded.partition, folded.offset);
+                        sub.state.passed(partition, offset);
+                        // Owned and served from the fold, and not published before.
+                        if !shared.contains(&partition) || !owned.contains(&partition) || offset < published.get(&partition).copied().unwrap_or(0) {
+                            continue;
+                        }
+                        positions.handled(partition, offset);
+                        publisher.publish(partition, offset, folded.timestamp_ms, &folded.derived, &mut in_flight).await?;
+                    }
+                    next = sub.receiver.try_recv().ok();
                 }
             }
         }
         await_all(&mut in_flight).await?;
-        if batch.messages.is_empty() {
+        if batch.messages.is_empty() && !took_shared {
             positions.refresh(&consumer)?;
         } else {
             positions.commit(&consumer)?;
         }
+        if fold_gone {
+            if *shutdown.borrow() {
+                break; // the process is stopping: the projector stopped first
+            }
+            return Err(RuntimeError::Refused("the process's fold (the projector) stopped".into()));
+        }
     }
     tracing::info!(service = name, "publisher stopped");
     Ok(())
+}
+
+/// What a publisher sends: its handler's notices, on its producer.
+struct Publisher {
+    handler: &'static dyn Handler,
+    producer: FutureProducer,
+}
+
+impl Publisher {
+    /// Queues the notices the handler makes of what the fold derived at the fact at
+    /// `offset` of `partition`, each with its deterministic id.
+    async fn publish(&self, partition: i32, offset: i64, timestamp_ms: i64, derived: &[ledger_core::Derived], in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {
+        for (index, event) in derived.iter().enumerate() {
+            if let Some(notice) = self.handler.on_derived(event) {
+                let mut out = notice.into_proto();
+                out.set_event_id(format!("{partition}-{offset}-{index}"));
+                in_flight.push(send_output(&self.producer, &out)?);
+                crate::metrics::notice(self.handler.name(), timestamp_ms);
+                if in_flight.len() >= IN_FLIGHT_MAX {
+                    await_all(in_flight).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn cancelled() -> RuntimeError {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use ledger_core::{Date, ProductConfig};
 use ledger_kafka::KafkaConfig;
 use ledger_runtime::follower::Follower;
-use ledger_runtime::{books, claims, control, feed, http, intake, projection, replay, service, Context};
+use ledger_runtime::{books, claims, control, feed, fold, http, intake, projection, replay, service, Context};
 use ledger_store::Store;
 use tokio::sync::watch;
 
@@ -58,6 +58,19 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
         let stopped = stopped.clone();
         tasks.spawn(async move { Ok(http::serve_metrics(listener, stopped).await?) });
     }
+    // One fold for the readers of loan.events in this process: with the projector
+    // here, its fold feeds the publishers here (ledger_runtime::fold).
+    let mut feeds = Vec::new();
+    let mut subscriptions = std::collections::BTreeMap::new();
+    if names.contains(&projection::NAME) && shared_fold() {
+        for name in names {
+            if let Some(service) = ctx.service(name).filter(|s| s.publishes()) {
+                let (feed, subscription) = fold::feed(&ledger_runtime::events_group(service.name()));
+                feeds.push(feed);
+                subscriptions.insert(*name, subscription);
+            }
+        }
+    }
     for name in names {
         if *name == projection::NAME {
             let tree = store.tree(projection::NAME)?;
@@ -69,8 +82,8 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
                 let (tree, ready, stopped) = (tree.clone(), ready.clone(), stopped.clone());
                 tasks.spawn(async move { Ok(http::serve(listener, tree, ready, stopped).await?) });
             }
-            let (ctx, stopped) = (ctx.clone(), stopped.clone());
-            tasks.spawn(async move { Ok(projection::run_projector(ctx, tree, ready, stopped).await?) });
+            let (ctx, stopped, feeds) = (ctx.clone(), stopped.clone(), std::mem::take(&mut feeds));
+            tasks.spawn(async move { Ok(projection::run_projector_feeding(ctx, tree, ready, feeds, stopped).await?) });
         } else if *name == books::NAME {
             // The one writer per book, with every service that decides an input.
             let (books_ctx, books_stopped) = (ctx.clone(), stopped.clone());
@@ -86,7 +99,8 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
             }
             if handler.publishes() {
                 let (ctx, stopped) = (ctx.clone(), stopped.clone());
-                tasks.spawn(async move { Ok(service::run_publisher(handler, ctx, stopped).await?) });
+                let subscription = subscriptions.remove(name);
+                tasks.spawn(async move { Ok(service::run_publisher(handler, ctx, subscription, stopped).await?) });
             }
         }
     }
@@ -113,6 +127,15 @@ pub async fn run_services(ctx: Context, data: &Path, names: &[&str], http_addr: 
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The environment variable that turns the process's one fold off (`0`): every
+/// publisher then folds its partitions itself, as in `loanctl run SERVICE`. For
+/// comparisons (BENCHMARKS.md); on by default.
+pub const SHARED_FOLD_VAR: &str = "LEDGER_SHARED_FOLD";
+
+fn shared_fold() -> bool {
+    std::env::var(SHARED_FOLD_VAR).map_or(true, |v| v != "0")
 }
 
 async fn shutdown_signal() {
