@@ -128,15 +128,105 @@ pub struct OverdueByBucket {
 }
 
 impl OverdueByBucket {
+    fn slot(&mut self, bucket: Bucket) -> Option<&mut Money> {
+        match bucket {
+            Bucket::Current => None,
+            Bucket::M1 => Some(&mut self.m1),
+            Bucket::M2 => Some(&mut self.m2),
+            Bucket::M3 => Some(&mut self.m3),
+            Bucket::Npl => Some(&mut self.npl),
+        }
+    }
+
     fn add(&mut self, bucket: Bucket, amount: Money) {
-        let slot = match bucket {
-            Bucket::Current => return,
-            Bucket::M1 => &mut self.m1,
-            Bucket::M2 => &mut self.m2,
-            Bucket::M3 => &mut self.m3,
-            Bucket::Npl => &mut self.npl,
-        };
-        *slot = slot.plus(amount);
+        if let Some(slot) = self.slot(bucket) {
+            *slot = slot.plus(amount);
+        }
+    }
+
+    fn sub(&mut self, bucket: Bucket, amount: Money) {
+        if let Some(slot) = self.slot(bucket) {
+            *slot = slot.minus(amount);
+        }
+    }
+
+    fn plus(&self, other: &OverdueByBucket) -> OverdueByBucket {
+        OverdueByBucket { m1: self.m1.plus(other.m1), m2: self.m2.plus(other.m2), m3: self.m3.plus(other.m3), npl: self.npl.plus(other.npl) }
+    }
+}
+
+/// One book's portfolio figures (SPEC section 8), kept by [`Book::apply`] as facts
+/// apply: each loan's contribution is taken out before a fact that concerns it and put
+/// back after, so the portfolio is a sum over books, not a scan of every loan (the
+/// projector writes it after every batch). Exact: sums of money, no rounding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    disbursed: u64,
+    amount_disbursed: Money,
+    interest_income: Money,
+    penalty_income: Money,
+    active: u64,
+    outstanding: Money,
+    overdue: OverdueByBucket,
+    written_off: Money,
+    settled: u64,
+    /// Days outstanding, summed over the settled loans.
+    settled_days: i64,
+    /// Borrowers with at least one loan.
+    pub(crate) borrowers: u64,
+}
+
+impl Totals {
+    /// Counted from every loan of `book`.
+    pub(crate) fn of(book: &Book) -> Totals {
+        let mut totals = Totals::default();
+        for loan in book.loans() {
+            totals.add(loan);
+        }
+        // A count: the hash map's iteration order does not matter.
+        totals.borrowers = book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
+        totals
+    }
+
+    pub(crate) fn add(&mut self, l: &Loan) {
+        self.disbursed += 1;
+        self.amount_disbursed = self.amount_disbursed.plus(l.principal);
+        self.interest_income = self.interest_income.plus(l.interest_accrued);
+        self.penalty_income = self.penalty_income.plus(l.penalty_accrued);
+        match l.status {
+            LoanStatus::Active => {
+                self.active += 1;
+                self.outstanding = self.outstanding.plus(l.principal_outstanding);
+                self.overdue.add(l.bucket, l.principal_outstanding);
+            }
+            LoanStatus::WrittenOff => self.written_off = self.written_off.plus(l.written_off_principal),
+            LoanStatus::Settled => {}
+        }
+        if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
+            self.settled += 1;
+            self.settled_days += on.days_since(l.disbursed_on);
+        }
+    }
+
+    /// Takes out what [`Totals::add`] put in for `l` as it stands.
+    pub(crate) fn remove(&mut self, l: &Loan) {
+        self.disbursed -= 1;
+        self.amount_disbursed = self.amount_disbursed.minus(l.principal);
+        self.interest_income = self.interest_income.minus(l.interest_accrued);
+        self.penalty_income = self.penalty_income.minus(l.penalty_accrued);
+        match l.status {
+            LoanStatus::Active => {
+                self.active -= 1;
+                self.outstanding = self.outstanding.minus(l.principal_outstanding);
+                self.overdue.sub(l.bucket, l.principal_outstanding);
+            }
+            LoanStatus::WrittenOff => self.written_off = self.written_off.minus(l.written_off_principal),
+            LoanStatus::Settled => {}
+        }
+        if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
+            self.settled -= 1;
+            self.settled_days -= on.days_since(l.disbursed_on);
+        }
     }
 }
 
@@ -292,33 +382,24 @@ impl Ledger {
         }
     }
 
+    /// The portfolio figures: a sum of the books' kept totals (no loan is read).
     pub fn portfolio(&self) -> PortfolioView {
-        let mut outstanding = Money::ZERO;
-        let (mut active, mut disbursed) = (0u64, 0u64);
-        let mut amount_disbursed = Money::ZERO;
-        let (mut interest_income, mut penalty_income) = (Money::ZERO, Money::ZERO);
-        let mut overdue = OverdueByBucket::default();
-        let mut written_off = Money::ZERO;
-        let mut borrowers = 0u64;
+        let mut sum = Totals::default();
         for book in self.books().values() {
-            // A count: the hash map's iteration order does not matter.
-            borrowers += book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
-            for l in book.loans() {
-                disbursed += 1;
-                amount_disbursed = amount_disbursed.plus(l.principal);
-                interest_income = interest_income.plus(l.interest_accrued);
-                penalty_income = penalty_income.plus(l.penalty_accrued);
-                match l.status {
-                    LoanStatus::Active => {
-                        active += 1;
-                        outstanding = outstanding.plus(l.principal_outstanding);
-                        overdue.add(l.bucket, l.principal_outstanding);
-                    }
-                    LoanStatus::WrittenOff => written_off = written_off.plus(l.written_off_principal),
-                    LoanStatus::Settled => {}
-                }
-            }
+            let t = &book.totals;
+            sum.disbursed += t.disbursed;
+            sum.amount_disbursed = sum.amount_disbursed.plus(t.amount_disbursed);
+            sum.interest_income = sum.interest_income.plus(t.interest_income);
+            sum.penalty_income = sum.penalty_income.plus(t.penalty_income);
+            sum.active += t.active;
+            sum.outstanding = sum.outstanding.plus(t.outstanding);
+            sum.overdue = sum.overdue.plus(&t.overdue);
+            sum.written_off = sum.written_off.plus(t.written_off);
+            sum.settled += t.settled;
+            sum.settled_days += t.settled_days;
+            sum.borrowers += t.borrowers;
         }
+        let Totals { disbursed, amount_disbursed, interest_income, penalty_income, active, outstanding, overdue, written_off, borrowers, .. } = sum;
         let npl_ratio = if outstanding.is_zero() {
             Decimal::ZERO
         } else {
@@ -346,12 +427,8 @@ impl Ledger {
                 let e = by_day.entry(*date).or_default();
                 *e = (e.0.plus(*i), e.1.plus(*p));
             }
-            for l in book.loans() {
-                if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
-                    settled += 1;
-                    days_total += on.days_since(l.disbursed_on);
-                }
-            }
+            settled += book.totals.settled;
+            days_total += book.totals.settled_days;
         }
         let average = if settled == 0 { Decimal::ZERO } else { Decimal::from(days_total) / Decimal::from(settled) };
         PortfolioReport {

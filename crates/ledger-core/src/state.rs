@@ -224,6 +224,9 @@ pub struct Book {
     pub(crate) updates: BTreeMap<Id, Recorded<UpdateRecord>>,
     /// Derived income figures by business date: (interest, penalty) charged at its close.
     pub(crate) income_by_day: BTreeMap<Date, (Money, Money)>,
+    /// The book's portfolio figures, kept as each fact applies (derived from the loans:
+    /// never in a snapshot, recomputed by [`Book::from_parts`]).
+    pub(crate) totals: crate::export::Totals,
 }
 
 /// What the fold does to a book, as a number: a release that changes what any fact
@@ -397,6 +400,7 @@ impl Book {
                 return fail(format!("the income of {date} twice"));
             }
         }
+        book.totals = crate::export::Totals::of(&book);
         Ok(book)
     }
 
@@ -472,8 +476,54 @@ impl Book {
         }
     }
 
-    /// Applies one fact. Never fails; see [`Outcome`].
+    /// Applies one fact. Never fails; see [`Outcome`]. Keeps the book's portfolio
+    /// figures: the loans the fact concerns ([`crate::statement::concerns`], the same
+    /// answer a loan's statement is built on) are taken out of them before and put back
+    /// after; a day close, which concerns every loan, recounts them.
     pub fn apply(&mut self, config: &ProductConfig, fact: &Fact, sink: &mut impl Sink) -> Outcome {
+        let touched: Option<Vec<usize>> = match crate::statement::concerns(fact, self) {
+            crate::statement::Concerns::Book => None,
+            crate::statement::Concerns::Nothing => Some(Vec::new()),
+            crate::statement::Concerns::Loans(ids) => Some(ids.iter().filter_map(|id| self.loan_index.get(&Id::new(id)).copied()).collect()),
+        };
+        let first_loan_of = match fact {
+            Fact::ApplicationDecided(d) if d.disbursement.is_some() => {
+                self.borrowers.get(&Id::new(&d.borrower_id)).is_none_or(|b| b.loans.is_empty()).then_some(d.borrower_id.as_str())
+            }
+            _ => None,
+        };
+        let Some(mut touched) = touched else {
+            let outcome = self.apply_fact(config, fact, sink);
+            self.totals = crate::export::Totals::of(self);
+            return outcome;
+        };
+        for i in &touched {
+            self.totals.remove(&self.loans[*i]);
+        }
+        let outcome = self.apply_fact(config, fact, sink);
+        if let Fact::ApplicationDecided(ApplicationDecided { disbursement: Some(d), .. }) = fact {
+            if let Some(i) = self.loan_index.get(&Id::new(&d.loan_id)).copied().filter(|i| !touched.contains(i)) {
+                touched.push(i);
+            }
+        }
+        for i in &touched {
+            self.totals.add(&self.loans[*i]);
+        }
+        if let Some(borrower) = first_loan_of {
+            if self.borrowers.get(&Id::new(borrower)).is_some_and(|b| !b.loans.is_empty()) {
+                self.totals.borrowers += 1;
+            }
+        }
+        outcome
+    }
+
+    /// Whether the kept portfolio figures are those a count of every loan gives (the
+    /// property tests check it at every fact).
+    pub fn totals_are_kept(&self) -> bool {
+        self.totals == crate::export::Totals::of(self)
+    }
+
+    fn apply_fact(&mut self, config: &ProductConfig, fact: &Fact, sink: &mut impl Sink) -> Outcome {
         match fact {
             Fact::Opened { date } => {
                 if self.open.is_some() {

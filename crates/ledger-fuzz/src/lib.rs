@@ -280,6 +280,7 @@ pub fn fold(data: &[u8]) {
             Ok(Decision::Fact(fact)) => {
                 let outcome = ledger.apply(0, &fact, &mut Discard);
                 assert_eq!(outcome, Outcome::Applied, "a decided fact did not fit its book: {fact:?}");
+                assert!(ledger.books()[&0].totals_are_kept(), "the kept portfolio figures differ from a count after {fact:?}");
                 facts.push(fact);
             }
             Ok(Decision::Seen(_)) => {}

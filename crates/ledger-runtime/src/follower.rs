@@ -52,6 +52,9 @@ pub struct Follower {
     group: String,
     /// When the hint was last committed.
     hinted_at: Instant,
+    /// Whether a catch-up that finds nothing new commits the hint again (off for the
+    /// projector, whose hint must not pass what its store holds).
+    auto_hint: bool,
 }
 
 impl Follower {
@@ -93,6 +96,7 @@ impl Follower {
             collect_events,
             group: group.to_string(),
             hinted_at: Instant::now(),
+            auto_hint: true,
         })
     }
 
@@ -198,7 +202,7 @@ impl Follower {
     pub async fn catch_up(&mut self, max: usize) -> Result<Vec<Applied>> {
         let ends = self.end_offsets()?;
         let applied = self.catch_up_to(&ends, max).await?;
-        if applied.is_empty() {
+        if applied.is_empty() && self.auto_hint {
             self.refresh_hint()?;
         }
         Ok(applied)
@@ -265,8 +269,16 @@ impl Follower {
     /// Commits the positions to Kafka under the follower's group: only a hint (for
     /// `feed` and for monitoring); the positions that count are stored in sled.
     pub fn commit_hint(&mut self) -> Result<()> {
+        let positions = self.positions.clone();
+        self.commit_hint_of(&positions)
+    }
+
+    /// Commits `positions` as the hint (the caller's own, which may trail what the
+    /// follower has read), and no longer commits a hint by itself when idle.
+    pub fn commit_hint_of(&mut self, positions: &BTreeMap<i32, i64>) -> Result<()> {
+        self.auto_hint = false;
         let mut tpl = TopicPartitionList::new();
-        for (p, next) in &self.positions {
+        for (p, next) in positions {
             if *next > 0 {
                 tpl.add_partition_offset(topics::EVENTS, *p, Offset::Offset(*next))?;
             }
@@ -284,6 +296,14 @@ impl Follower {
     pub fn refresh_hint(&mut self) -> Result<()> {
         if self.hinted_at.elapsed() >= HINT_REFRESH {
             self.commit_hint()?;
+        }
+        Ok(())
+    }
+
+    /// [`Follower::refresh_hint`] with the caller's positions.
+    pub fn refresh_hint_of(&mut self, positions: &BTreeMap<i32, i64>) -> Result<()> {
+        if self.hinted_at.elapsed() >= HINT_REFRESH {
+            self.commit_hint_of(positions)?;
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub struct Projection {
     kafka: ledger_kafka::KafkaConfig,
     /// The publishers of this process that take their facts from this fold.
     feeds: Vec<Feed>,
+    /// The store commit under way (off the fold's task, so that the next batch is
+    /// folded and handed to the publishers while the rows are written), with the
+    /// positions it stores.
+    writing: Option<(tokio::task::JoinHandle<Result<()>>, BTreeMap<i32, i64>)>,
 }
 
 impl Projection {
@@ -47,7 +51,10 @@ impl Projection {
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka, feeds })
+        let mut follower = follower;
+        // Its hint says what the store holds, committed once a store commit is done.
+        follower.commit_hint_of(&stored)?;
+        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka, feeds, writing: None })
     }
 
     pub fn follower(&self) -> &Follower {
@@ -130,6 +137,10 @@ impl Projection {
             applied = self.follower.catch_up(BATCH_FACTS).await?;
         }
         if applied.is_empty() {
+            // Caught up: what was folded is stored before this says so.
+            self.written().await?;
+            let stored = self.stored.clone();
+            self.follower.refresh_hint_of(&stored)?;
             return Ok(0);
         }
         self.feed(&mut applied).await;
@@ -150,11 +161,25 @@ impl Projection {
         if !self.refolding() && (!changes.is_empty() || refolding) {
             changes.extend(projector::portfolio_rows(self.follower.ledger()));
         }
-        let positions: Vec<(&str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
-        self.tree.commit(&changes, &positions)?;
+        // One store commit at a time, in order: the previous one first.
+        self.written().await?;
+        let positions: Vec<(&'static str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
+        let tree = self.tree.clone();
+        let mut after = self.stored.clone();
+        after.extend(reached.iter().map(|(p, o)| (*p, *o)));
+        let commit = tokio::task::spawn_blocking(move || -> Result<()> { Ok(tree.commit(&changes, &positions)?) });
+        self.writing = Some((commit, after));
         self.stored.extend(reached);
-        self.follower.commit_hint()?;
         Ok(applied.len())
+    }
+
+    /// Waits for the store commit under way, then commits its positions as the hint.
+    pub async fn written(&mut self) -> Result<()> {
+        if let Some((commit, stored)) = self.writing.take() {
+            commit.await.map_err(|e| crate::RuntimeError::Refused(format!("the read models' commit failed: {e}")))??;
+            self.follower.commit_hint_of(&stored)?;
+        }
+        Ok(())
     }
 }
 
@@ -220,6 +245,8 @@ pub async fn run_projector_feeding(ctx: Context, tree: StoreTree, ready: Readine
             }
         }
     }
+    // The rows of the last batch folded are stored before the process stops.
+    projection.written().await?;
     tracing::info!(service = NAME, "stopped");
     Ok(())
 }
