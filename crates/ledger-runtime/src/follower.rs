@@ -55,6 +55,8 @@ pub struct Follower {
     /// Whether a catch-up that finds nothing new commits the hint again (off for the
     /// projector, whose hint must not pass what its store holds).
     auto_hint: bool,
+    /// A record [`Follower::wait_readable`] received, read first by the next catch-up.
+    peeked: Option<ledger_kafka::rdkafka::message::OwnedMessage>,
 }
 
 impl Follower {
@@ -97,6 +99,7 @@ impl Follower {
             group: group.to_string(),
             hinted_at: Instant::now(),
             auto_hint: true,
+            peeked: None,
         })
     }
 
@@ -213,6 +216,10 @@ impl Follower {
         let mut applied = Vec::new();
         let mut read = 0;
         while applied.len() < max && ends.iter().any(|(p, end)| self.positions.get(p).copied().unwrap_or(0) < *end) {
+            if let Some(message) = self.peeked.take() {
+                read += usize::from(self.reader().take(&message, &mut applied)?);
+                continue;
+            }
             let message = match tokio::time::timeout(RECEIVE_TIMEOUT, self.consumer.recv()).await {
                 Err(_) => return Err(RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, self.group))),
                 Ok(Ok(message)) => message,
@@ -224,37 +231,50 @@ impl Follower {
                     continue;
                 }
             };
-            let (partition, offset) = (message.partition(), message.offset());
-            if !self.positions.contains_key(&partition) {
-                continue;
-            }
-            read += 1;
-            self.positions.insert(partition, offset + 1);
-            if self.own.contains(&partition) {
-                // Written by this process's book writer, which applied it already.
-                continue;
-            }
-            let (fact, source) = read_fact(&message)?;
-            check_layout(&fact, &message, self.partition_count)?;
-            let at = || crate::source(topics::EVENTS, partition, offset);
-            let mut derived = Vec::new();
-            let outcome = if self.collect_events {
-                self.ledger.apply(partition as u32, &fact, &mut derived)
-            } else {
-                self.ledger.apply(partition as u32, &fact, &mut Discard)
+            let reader = Reader {
+                positions: &mut self.positions,
+                own: &self.own,
+                ledger: &mut self.ledger,
+                collect_events: self.collect_events,
+                partition_count: self.partition_count,
             };
-            if let Outcome::Ignored(why) = outcome {
-                tracing::error!(partition, offset, key = %fact.key(), why, "fact does not fit the ledger");
-                return Err(RuntimeError::Corrupt(format!("{}: the fact {} does not fit the book at its position: {why}", at(), fact.key())));
-            }
-            let timestamp_ms = message.timestamp().to_millis().unwrap_or(0);
-            applied.push(Applied { partition, offset, fact, outcome, source, derived, timestamp_ms });
+            read += usize::from(reader.take(&message, &mut applied)?);
         }
         crate::metrics::consumed(topics::EVENTS, &self.group, read);
         for (partition, end) in ends {
             crate::metrics::lag(&self.group, topics::EVENTS, *partition, end - self.positions.get(partition).copied().unwrap_or(0));
         }
         Ok(applied)
+    }
+
+    /// Waits up to `timeout` for a record to arrive, and keeps it for the next
+    /// catch-up: an idle reader wakes when the log grows, without asking the broker
+    /// for end offsets in a loop. Returns whether one is there.
+    pub async fn wait_readable(&mut self, timeout: Duration) -> bool {
+        if self.peeked.is_some() {
+            return true;
+        }
+        match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Ok(Ok(message)) => {
+                self.peeked = Some(message.detach());
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(group = %self.group, error = %e, "reading loan.events");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn reader(&mut self) -> Reader<'_> {
+        Reader {
+            positions: &mut self.positions,
+            own: &self.own,
+            ledger: &mut self.ledger,
+            collect_events: self.collect_events,
+            partition_count: self.partition_count,
+        }
     }
 
     /// Catches up completely (in bounded steps), discarding what was applied.
@@ -307,6 +327,48 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// The parts of a follower that apply a record (apart from its consumer, which a
+/// received record borrows).
+struct Reader<'a> {
+    positions: &'a mut BTreeMap<i32, i64>,
+    own: &'a BTreeSet<i32>,
+    ledger: &'a mut Ledger,
+    collect_events: bool,
+    partition_count: usize,
+}
+
+impl Reader<'_> {
+    /// Applies one record read; whether it was one of the followed partitions'.
+    fn take<M: Message>(self, message: &M, applied: &mut Vec<Applied>) -> Result<bool> {
+        let (partition, offset) = (message.partition(), message.offset());
+        if !self.positions.contains_key(&partition) {
+            return Ok(false);
+        }
+        self.positions.insert(partition, offset + 1);
+        if self.own.contains(&partition) {
+            // Written by this process's book writer, which applied it already.
+            return Ok(true);
+        }
+        let (fact, source) = read_fact(message)?;
+        check_layout(&fact, message, self.partition_count)?;
+        let at = || crate::source(topics::EVENTS, partition, offset);
+        let mut derived = Vec::new();
+        let outcome = if self.collect_events {
+            self.ledger.apply(partition as u32, &fact, &mut derived)
+        } else {
+            self.ledger.apply(partition as u32, &fact, &mut Discard)
+        };
+        if let Outcome::Ignored(why) = outcome {
+            tracing::error!(partition, offset, key = %fact.key(), why, "fact does not fit the ledger");
+            return Err(RuntimeError::Corrupt(format!("{}: the fact {} does not fit the book at its position: {why}", at(), fact.key())));
+        }
+        let timestamp_ms = message.timestamp().to_millis().unwrap_or(0);
+        applied.push(Applied { partition, offset, fact, outcome, source, derived, timestamp_ms });
+        Ok(true)
+    }
+
 }
 
 /// How often an idle reader commits its hint again (see [`Follower::refresh_hint`]).

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ledger_kafka::topics;
 use ledger_store::{Changes, StoreTree};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::fold::{Feed, Folded, SharedBatch};
 use crate::follower::{Applied, Follower};
@@ -25,16 +25,109 @@ const BATCH_FACTS: usize = 2_000;
 pub struct Projection {
     follower: Follower,
     stored: BTreeMap<i32, i64>,
-    tree: StoreTree,
     /// Whether the books were restored (at the first step).
     refolded: bool,
     kafka: ledger_kafka::KafkaConfig,
     /// The publishers of this process that take their facts from this fold.
     feeds: Vec<Feed>,
-    /// The store commit under way (off the fold's task, so that the next batch is
-    /// folded and handed to the publishers while the rows are written), with the
-    /// positions it stores.
-    writing: Option<(tokio::task::JoinHandle<Result<()>>, BTreeMap<i32, i64>)>,
+    /// The task that writes the rows (off the fold's task, so that the fold goes on
+    /// and hands the next batches to the publishers while rows are written).
+    writer: RowWriter,
+}
+
+/// Rows waiting to be stored, queued in order; the writer merges what has queued up
+/// into one sled commit (a loan's row changed by many facts is written once, and one
+/// flush covers them all).
+struct RowWriter {
+    sender: Option<mpsc::Sender<(Changes, BTreeMap<i32, i64>)>>,
+    /// (how many batches are stored, the positions stored with the last of them).
+    stored: watch::Receiver<(u64, BTreeMap<i32, i64>)>,
+    /// Batches queued so far.
+    sent: u64,
+    /// The batches stored when the hint was last committed.
+    hinted: u64,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+/// Batches queued for the row writer before the fold waits for it.
+const ROW_BATCHES: usize = 64;
+
+/// Rows merged into one commit at most (then the next commit takes the rest).
+const MERGE_ROWS: usize = 200_000;
+
+impl RowWriter {
+    fn start(tree: StoreTree) -> RowWriter {
+        let (sender, mut queue) = mpsc::channel::<(Changes, BTreeMap<i32, i64>)>(ROW_BATCHES);
+        let (stored_tx, stored) = watch::channel((0, BTreeMap::new()));
+        let task = tokio::spawn(async move {
+            let mut count = 0u64;
+            while let Some((mut changes, mut positions)) = queue.recv().await {
+                count += 1;
+                while changes.len() < MERGE_ROWS {
+                    let Ok((later, at)) = queue.try_recv() else { break };
+                    changes.extend(later);
+                    positions = at;
+                    count += 1;
+                }
+                let (tree, at) = (tree.clone(), positions.clone());
+                tokio::task::spawn_blocking(move || {
+                    let list: Vec<(&str, i32, i64)> = at.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
+                    tree.commit(&changes, &list)
+                })
+                .await
+                .map_err(|e| crate::RuntimeError::Refused(format!("the read models' commit failed: {e}")))??;
+                let _ = stored_tx.send((count, positions));
+            }
+            Ok(())
+        });
+        RowWriter { sender: Some(sender), stored, sent: 0, hinted: 0, task: Some(task) }
+    }
+
+    /// Queues a batch's rows with the positions stored after it.
+    async fn queue(&mut self, changes: Changes, positions: BTreeMap<i32, i64>) -> Result<()> {
+        let sent = match &self.sender {
+            Some(sender) => sender.send((changes, positions)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self.failure().await);
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Waits until every queued batch is stored; returns the positions stored.
+    async fn flush(&mut self) -> Result<BTreeMap<i32, i64>> {
+        let sent = self.sent;
+        let stored = self.stored.wait_for(|(count, _)| *count >= sent).await.map(|stored| stored.1.clone());
+        match stored {
+            Ok(stored) => Ok(stored),
+            Err(_) => Err(self.failure().await),
+        }
+    }
+
+    /// The writer's own error, once it has stopped.
+    async fn failure(&mut self) -> crate::RuntimeError {
+        self.sender = None;
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => crate::RuntimeError::Refused("the read models' writer stopped".into()),
+                Err(e) => crate::RuntimeError::Refused(format!("the read models' writer failed: {e}")),
+            },
+            None => crate::RuntimeError::Refused("the read models' writer stopped".into()),
+        }
+    }
+
+    /// The positions stored since the hint was last committed, if any.
+    fn newly_stored(&mut self) -> Option<BTreeMap<i32, i64>> {
+        let (count, positions) = &*self.stored.borrow();
+        if *count > self.hinted {
+            self.hinted = *count;
+            return Some(positions.clone());
+        }
+        None
+    }
 }
 
 impl Projection {
@@ -54,7 +147,8 @@ impl Projection {
         let mut follower = follower;
         // Its hint says what the store holds, committed once a store commit is done.
         follower.commit_hint_of(&stored)?;
-        Ok(Projection { follower, stored, tree, refolded: false, kafka: restore_kafka, feeds, writing: None })
+        let writer = RowWriter::start(tree);
+        Ok(Projection { follower, stored, refolded: false, kafka: restore_kafka, feeds, writer })
     }
 
     pub fn follower(&self) -> &Follower {
@@ -138,9 +232,11 @@ impl Projection {
         }
         if applied.is_empty() {
             // Caught up: what was folded is stored before this says so.
-            self.written().await?;
-            let stored = self.stored.clone();
-            self.follower.refresh_hint_of(&stored)?;
+            let stored = self.writer.flush().await?;
+            match self.writer.newly_stored() {
+                Some(stored) => self.follower.commit_hint_of(&stored)?,
+                None => self.follower.refresh_hint_of(&stored)?,
+            }
             return Ok(0);
         }
         self.feed(&mut applied).await;
@@ -161,24 +257,28 @@ impl Projection {
         if !self.refolding() && (!changes.is_empty() || refolding) {
             changes.extend(projector::portfolio_rows(self.follower.ledger()));
         }
-        // One store commit at a time, in order: the previous one first.
-        self.written().await?;
-        let positions: Vec<(&'static str, i32, i64)> = reached.iter().map(|(p, o)| (topics::EVENTS, *p, *o)).collect();
-        let tree = self.tree.clone();
-        let mut after = self.stored.clone();
-        after.extend(reached.iter().map(|(p, o)| (*p, *o)));
-        let commit = tokio::task::spawn_blocking(move || -> Result<()> { Ok(tree.commit(&changes, &positions)?) });
-        self.writing = Some((commit, after));
+        if !changes.is_empty() || !reached.is_empty() {
+            let mut after = self.stored.clone();
+            after.extend(reached.iter().map(|(p, o)| (*p, *o)));
+            self.writer.queue(changes, after).await?;
+        }
         self.stored.extend(reached);
+        if let Some(stored) = self.writer.newly_stored() {
+            self.follower.commit_hint_of(&stored)?;
+        }
         Ok(applied.len())
     }
 
-    /// Waits for the store commit under way, then commits its positions as the hint.
+    /// Waits up to `timeout` for a new record of loan.events.
+    pub async fn wait_readable(&mut self, timeout: Duration) -> bool {
+        self.follower.wait_readable(timeout).await
+    }
+
+    /// Waits until every row folded so far is stored, then commits the positions as
+    /// the hint.
     pub async fn written(&mut self) -> Result<()> {
-        if let Some((commit, stored)) = self.writing.take() {
-            commit.await.map_err(|e| crate::RuntimeError::Refused(format!("the read models' commit failed: {e}")))??;
-            self.follower.commit_hint_of(&stored)?;
-        }
+        let stored = self.writer.flush().await?;
+        self.follower.commit_hint_of(&stored)?;
         Ok(())
     }
 }
@@ -239,9 +339,10 @@ pub async fn run_projector_feeding(ctx: Context, tree: StoreTree, ready: Readine
             }
         }
         if applied == 0 {
+            // Woken by the next record (the fed publishers wait on this fold).
             tokio::select! {
                 _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = projection.wait_readable(IDLE_POLL) => {}
             }
         }
     }
