@@ -31,6 +31,8 @@ pub mod projection;
 pub mod replay;
 pub mod service;
 pub mod snapshot;
+pub mod window;
+pub mod writer;
 
 use std::sync::Arc;
 
