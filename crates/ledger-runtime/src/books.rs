@@ -83,6 +83,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
         own: BTreeSet::new(),
         own_end: BTreeMap::new(),
         foreign: BTreeSet::new(),
+        epoch: None,
         snapshots: Snapshots {
             // A producer of their own: megabytes of chunks must not queue ahead of facts.
             producer: Some(kafka.producer()?),
@@ -101,7 +102,7 @@ pub async fn run_books(deciders: Vec<Arc<dyn Handler>>, ctx: Context, mut shutdo
             _ = shutdown.changed() => break,
             batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
         };
-        writer.take_over(consumer.context().owned()).await?;
+        writer.take_over(consumer.context().owned(), batch.epoch).await?;
         if batch.messages.is_empty() {
             if positions.refresh(&consumer)? {
                 writer.read_view().await?;
@@ -190,6 +191,8 @@ struct Writer {
     /// previous owner; [`writer::follows_on`]): no snapshot of them is taken, and the
     /// next batch reads them again as books gained.
     foreign: BTreeSet<i32>,
+    /// The group membership's epoch of the last take-over.
+    epoch: Option<u64>,
     snapshots: Snapshots,
 }
 
@@ -283,17 +286,24 @@ impl Writer {
 
     /// Takes the books of a new assignment: each is read to its end first (its previous
     /// owner may have written to it up to the moment it gave it up).
-    async fn take_over(&mut self, owned: BTreeSet<i32>) -> Result<()> {
-        if owned == self.own && self.foreign.is_empty() {
+    /// A rebalance (a new membership `epoch`) that leaves the writer the books it had
+    /// may still have given them to another writer in between (two rebalances within
+    /// one poll, or this member's session ended and it joined again): each is read on
+    /// from the writer's own end then.
+    async fn take_over(&mut self, owned: BTreeSet<i32>, epoch: u64) -> Result<()> {
+        let moved = self.epoch != Some(epoch);
+        if owned == self.own && self.foreign.is_empty() && !moved {
             return Ok(());
         }
+        self.epoch = Some(epoch);
         // Past this writer's own facts first (applied when written), then the books it
         // gained from their previous owners, as any other book. A book another writer
         // appended to in between is read again instead (its own facts are copies to the
         // fold), kept or not.
         self.read_view().await?;
         for (partition, next) in &self.own_end {
-            if !owned.contains(partition) && !self.foreign.contains(partition) {
+            let read_to = self.view.positions().get(partition).copied().unwrap_or(0);
+            if (moved || !owned.contains(partition)) && !self.foreign.contains(partition) && *next > read_to {
                 self.view.skip_own_to(*partition, *next);
             }
         }
@@ -304,7 +314,10 @@ impl Writer {
         self.own_end.retain(|p, _| owned.contains(p));
         self.snapshots.behind.retain(|p, _| owned.contains(p));
         self.snapshots.last_event.retain(|p, _| owned.contains(p));
-        let kept: BTreeSet<i32> = owned.intersection(&self.own).filter(|p| !self.foreign.contains(p)).copied().collect();
+        let kept: BTreeSet<i32> = match moved {
+            true => BTreeSet::new(),
+            false => owned.intersection(&self.own).filter(|p| !self.foreign.contains(p)).copied().collect(),
+        };
         self.view.set_own(kept)?;
         self.read_view().await?;
         self.foreign.clear();
