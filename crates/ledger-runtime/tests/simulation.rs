@@ -19,8 +19,10 @@
 //! encoded and decoded, plus the log after them, and learns what it decided from the
 //! snapshots' meta and the facts' sources; commands are read again from the committed
 //! positions; produced facts not yet acknowledged are partly lost), or the group
-//! rebalances (books move between writers; a writer in the middle of a batch goes on as
-//! a zombie, appending what it decides, its commit refused).
+//! rebalances (books move between writers, now and then given back a few steps later;
+//! a writer in the middle of a batch goes on as a zombie, appending what it decides,
+//! its commit refused; a book another writer appended to is read again, as books.rs
+//! does after `writer::follows_on` says so).
 //!
 //! After every step: every new fact on loan.events applies to a fresh fold of its
 //! partition (a copy of an earlier fact, same id and content, is a duplicate to the
