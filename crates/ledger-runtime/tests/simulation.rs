@@ -123,6 +123,9 @@ struct Stats {
     holds: u64,
     day_closes: u64,
     facts_lost_unacknowledged: u64,
+    /// Own facts that did not follow on the writer's previous one (another writer
+    /// appended in between): the book is read again.
+    books_read_again: u64,
 }
 
 impl Stats {
@@ -145,6 +148,7 @@ impl Stats {
         self.holds += o.holds;
         self.day_closes += o.day_closes;
         self.facts_lost_unacknowledged += o.facts_lost_unacknowledged;
+        self.books_read_again += o.books_read_again;
     }
 }
 
@@ -956,8 +960,8 @@ impl Sim {
             let offset = log.len() as i64;
             log.push(event);
             let me = &mut self.writers[w];
-            if !writer::follows_on(me.own_end.get(&b).copied(), Some(me.positions[b as usize]), offset) {
-                me.foreign.insert(b);
+            if !writer::follows_on(me.own_end.get(&b).copied(), Some(me.positions[b as usize]), offset) && me.foreign.insert(b) {
+                self.stats.books_read_again += 1;
             }
             let end = me.own_end.entry(b).or_insert(0);
             *end = (*end).max(offset + 1);
