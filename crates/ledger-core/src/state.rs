@@ -77,7 +77,7 @@ impl Loan {
     }
 
     /// The first of the loan's invariants it breaks, if any.
-    fn broken_invariant(&self) -> Option<&'static str> {
+    pub fn broken_invariant(&self) -> Option<&'static str> {
         if self.principal != self.principal_outstanding.plus(self.principal_repaid) {
             Some("principal conserved")
         } else if self.interest_paid > self.interest_accrued {

@@ -26,12 +26,16 @@
 //! at or below that is skipped: forwarded again by an intake that crashed before it
 //! committed, or read again after a rebalance. Commands that left no fact (a duplicate
 //! answered, a dead letter) are decided again to the same answer under the same id.
+//!
+//! What one command does ([`writer::decide`], [`Decided`]) is decided without I/O in
+//! [`crate::writer`], the same functions the deterministic simulation drives
+//! (tests/simulation.rs); this module reads, produces, commits and snapshots around it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ledger_core::handler::{Handler, InputKind};
-use ledger_core::{Date, Decision, Fact, Outcome};
+use ledger_core::handler::Handler;
+use ledger_core::Fact;
 use ledger_kafka::rdkafka::consumer::Consumer;
 use ledger_kafka::rdkafka::message::OwnedMessage;
 use ledger_kafka::rdkafka::producer::{DeliveryFuture, FutureProducer};
@@ -43,52 +47,13 @@ use tracing::Instrument;
 
 use crate::follower::Follower;
 use crate::group::{self, DEFAULT_BOUNDS};
-use crate::service::decode_input;
-use crate::{input_topic, snapshot, source, Context, Result, RuntimeError};
+use crate::writer::{self, CommandError, Decided, InputOutcome, Verdict};
+use crate::{snapshot, source, Context, Result, RuntimeError};
 
 /// The book writer's name (`loanctl run books`).
 pub const NAME: &str = "books";
 /// Its consumer group on ledger.commands.
 pub const GROUP: &str = "ledger-books";
-
-/// Which inputs a book has decided: input topic -> partition -> the highest offset that
-/// became a fact of the book. Looked up once per command, without allocating.
-#[derive(Default)]
-struct Decided(HashMap<String, HashMap<i32, i64>>);
-
-impl Decided {
-    /// Notes the source of a fact of this book.
-    fn note(&mut self, source: &str) {
-        if let Some((topic, partition, offset)) = parse_origin(source) {
-            let partitions = match self.0.get_mut(topic) {
-                Some(partitions) => partitions,
-                None => self.0.entry(topic.to_string()).or_default(),
-            };
-            let highest = partitions.entry(partition).or_insert(offset);
-            *highest = (*highest).max(offset);
-        }
-    }
-
-    fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.0.get(topic).and_then(|p| p.get(&partition)).is_some_and(|highest| offset <= *highest)
-    }
-
-    /// As a snapshot keeps it: (topic, partition, highest offset), in order.
-    fn entries(&self) -> Vec<(String, i32, i64)> {
-        let mut entries: Vec<(String, i32, i64)> =
-            self.0.iter().flat_map(|(t, ps)| ps.iter().map(move |(p, o)| (t.clone(), *p, *o))).collect();
-        entries.sort();
-        entries
-    }
-
-    fn from_entries(entries: &[(String, i32, i64)]) -> Decided {
-        let mut decided = Decided::default();
-        for (topic, partition, offset) in entries {
-            decided.0.entry(topic.clone()).or_default().insert(*partition, *offset);
-        }
-        decided
-    }
-}
 
 /// How many facts a writer appends to a book between two snapshots of it, unless the
 /// environment variable [`SNAPSHOT_EVERY_VAR`] says otherwise. A restart folds at most
@@ -102,15 +67,8 @@ fn snapshot_every() -> u64 {
     std::env::var(SNAPSHOT_EVERY_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(SNAPSHOT_EVERY)
 }
 
-/// "topic/partition/offset" -> its three parts.
-fn parse_origin(origin: &str) -> Option<(&str, i32, i64)> {
-    let (rest, offset) = origin.rsplit_once('/')?;
-    let (topic, partition) = rest.rsplit_once('/')?;
-    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
-}
-
 /// Runs the book writer until `shutdown` turns true. It decides with the context's
-/// services that decide inputs (each names its [`InputKind`]).
+/// services that decide inputs (each names its [`ledger_core::handler::InputKind`]).
 pub async fn run_books(ctx: Context, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let deciders = ctx.deciders().collect();
     let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
@@ -125,6 +83,8 @@ pub async fn run_books(ctx: Context, mut shutdown: watch::Receiver<bool>) -> Res
         decided: restored.iter().map(|(p, r)| (*p, Decided::from_entries(&r.meta.decided))).collect(),
         own: BTreeSet::new(),
         own_end: BTreeMap::new(),
+        foreign: BTreeSet::new(),
+        epoch: None,
         snapshots: Snapshots {
             // A producer of their own: megabytes of chunks must not queue ahead of facts.
             producer: Some(kafka.producer()?),
@@ -143,7 +103,7 @@ pub async fn run_books(ctx: Context, mut shutdown: watch::Receiver<bool>) -> Res
             _ = shutdown.changed() => break,
             batch = group::receive(&consumer, DEFAULT_BOUNDS) => batch,
         };
-        writer.take_over(consumer.context().owned()).await?;
+        writer.take_over(consumer.context().owned(), batch.epoch).await?;
         if batch.messages.is_empty() {
             if positions.refresh(&consumer)? {
                 writer.read_view().await?;
@@ -228,6 +188,12 @@ struct Writer {
     own: BTreeSet<i32>,
     /// Per own book, the offset after the last fact this writer appended to it.
     own_end: BTreeMap<i32, i64>,
+    /// Own books another writer appended to since this one took them (a zombie of the
+    /// previous owner; [`writer::follows_on`]): no snapshot of them is taken, and the
+    /// next batch reads them again as books gained.
+    foreign: BTreeSet<i32>,
+    /// The group membership's epoch of the last take-over.
+    epoch: Option<u64>,
     snapshots: Snapshots,
 }
 
@@ -252,7 +218,7 @@ impl Writer {
                     Take::Idle => behind >= s.every || s.taken.get(&book).is_none_or(|t| t.elapsed() >= SNAPSHOT_IDLE),
                     Take::All => true,
                 };
-                if behind == 0 || !due || s.writing.contains_key(&book) {
+                if behind == 0 || !due || s.writing.contains_key(&book) || self.foreign.contains(&book) {
                     continue;
                 }
                 let (Some(next_offset), Some(last_event_id)) = (self.own_end.get(&book), s.last_event.get(&book)) else { continue };
@@ -321,23 +287,41 @@ impl Writer {
 
     /// Takes the books of a new assignment: each is read to its end first (its previous
     /// owner may have written to it up to the moment it gave it up).
-    async fn take_over(&mut self, owned: BTreeSet<i32>) -> Result<()> {
-        if owned == self.own {
+    /// A rebalance (a new membership `epoch`) that leaves the writer the books it had
+    /// may still have given them to another writer in between (two rebalances within
+    /// one poll, or this member's session ended and it joined again): each is read on
+    /// from the writer's own end then.
+    async fn take_over(&mut self, owned: BTreeSet<i32>, epoch: u64) -> Result<()> {
+        let moved = self.epoch != Some(epoch);
+        if owned == self.own && self.foreign.is_empty() && !moved {
             return Ok(());
         }
+        self.epoch = Some(epoch);
         // Past this writer's own facts first (applied when written), then the books it
-        // gained from their previous owners, as any other book.
+        // gained from their previous owners, as any other book. A book another writer
+        // appended to in between is read again instead (its own facts are copies to the
+        // fold), kept or not.
         self.read_view().await?;
         for (partition, next) in &self.own_end {
-            if !owned.contains(partition) {
+            let read_to = self.view.positions().get(partition).copied().unwrap_or(0);
+            if (moved || !owned.contains(partition)) && !self.foreign.contains(partition) && *next > read_to {
                 self.view.skip_own_to(*partition, *next);
             }
+        }
+        for partition in &self.foreign {
+            self.own_end.remove(partition);
+            self.snapshots.last_event.remove(partition);
         }
         self.own_end.retain(|p, _| owned.contains(p));
         self.snapshots.behind.retain(|p, _| owned.contains(p));
         self.snapshots.last_event.retain(|p, _| owned.contains(p));
-        self.view.set_own(owned.intersection(&self.own).copied().collect())?;
+        let kept: BTreeSet<i32> = match moved {
+            true => BTreeSet::new(),
+            false => owned.intersection(&self.own).filter(|p| !self.foreign.contains(p)).copied().collect(),
+        };
+        self.view.set_own(kept)?;
         self.read_view().await?;
+        self.foreign.clear();
         tracing::info!(service = NAME, books = ?owned, "writing these books");
         self.view.set_own(owned.clone())?;
         self.own = owned;
@@ -366,7 +350,12 @@ impl Writer {
                 .await
                 .map_err(|_| RuntimeError::Refused("delivery cancelled: the producer was dropped".into()))?
                 .map_err(|(e, _)| e)?;
-            let end = self.own_end.entry(delivered.partition).or_insert(0);
+            let partition = delivered.partition;
+            let read_to = self.view.positions().get(&partition).copied();
+            if !writer::follows_on(self.own_end.get(&partition).copied(), read_to, delivered.offset) && self.foreign.insert(partition) {
+                tracing::warn!(service = NAME, partition, offset = delivered.offset, "another writer appended to this book: it is read again before the next batch");
+            }
+            let end = self.own_end.entry(partition).or_insert(0);
             *end = (*end).max(delivered.offset + 1);
         }
         Ok(())
@@ -378,70 +367,40 @@ impl Writer {
         let command = ledger_proto::decode::<pb::BookCommand>(message.payload().unwrap_or_default())
             .map_err(|e| RuntimeError::Corrupt(format!("{}: cannot read the command: {e}", at())))?;
         let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-        let open_date = self.view.ledger().books().get(&(partition as u32)).and_then(|b| b.open);
-        match command.command {
-            None => return Err(RuntimeError::Corrupt(format!("{}: a command with nothing in it", at()))),
-            Some(pb::book_command::Command::Open(open)) => {
-                let date = parse_date(&open.date, &at)?;
-                match open_date {
-                    None => self.append(partition, &key, Fact::Opened { date }, "", in_flight)?,
-                    Some(open) if open == date => {} // sent again
-                    Some(open) => tracing::warn!(partition, %date, %open, "open ignored: the book is open already"),
-                }
-            }
-            Some(pb::book_command::Command::DayClose(close)) => {
-                let date = parse_date(&close.date, &at)?;
-                match open_date {
-                    Some(open) if open == date => self.append(partition, &key, Fact::DayClosed { date }, "", in_flight)?,
-                    Some(open) if open == date.next() => {} // closed already: sent again
-                    open => tracing::warn!(partition, %date, ?open, "day close ignored: it is not the book's open date"),
-                }
-            }
-            Some(pb::book_command::Command::Input(bytes)) => {
-                let origin = command.origin;
-                let Some((topic, input_partition, input_offset)) = parse_origin(&origin) else {
-                    return Err(RuntimeError::Corrupt(format!("{}: the command's origin {origin:?} names no input", at())));
-                };
-                if self.decided.get(&partition).is_some_and(|d| d.contains(topic, input_partition, input_offset)) {
-                    tracing::debug!(%origin, "decided before; skipped");
-                    return Ok(());
-                }
-                let Some(kind) = [InputKind::Application, InputKind::Repayment, InputKind::Collections, InputKind::MerchantUpdate]
-                    .into_iter()
-                    .find(|k| input_topic(*k) == topic)
-                else {
-                    return Err(RuntimeError::Corrupt(format!("{}: the command's origin {origin:?} is no input topic", at())));
-                };
-                let Some(decider) = self.deciders.iter().copied().find(|d| d.decides() == Some(kind)) else {
-                    return Err(RuntimeError::Refused(format!("no service here decides {topic}")));
-                };
-                let input = decode_input(kind, &bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", at())))?;
+        let input_timestamp_ms = command.input_timestamp_ms;
+        let verdict = writer::decide(&self.deciders, self.view.ledger(), partition, self.decided.get(&partition), command)
+            .map_err(|e| command_error(e, &at()))?;
+        match verdict {
+            Verdict::Control(fact) => self.append(partition, &key, fact, "", in_flight)?,
+            Verdict::SentAgain => {}
+            Verdict::Ignored(why) => tracing::warn!(partition, offset, "{why}"),
+            Verdict::DecidedBefore => tracing::debug!(partition, offset, "decided before; skipped"),
+            Verdict::Input(decided) => {
                 let span = tracing::Span::current();
                 if !span.is_disabled() {
-                    span.record("origin", origin.as_str());
-                    span.record("id", input.key().as_str());
+                    span.record("origin", decided.origin.as_str());
+                    span.record("id", decided.input.key().as_str());
                 }
-                tracing::trace!("deciding");
-                match decider.decide(self.view.ledger(), partition as u32, &input) {
-                    Err(e) => {
+                match decided.outcome {
+                    InputOutcome::DeadLetter(reason) => {
                         // Readable but undecidable (the ledger not open yet, a figure
                         // the score needs missing): dead-lettered as it came.
-                        ledger_kafka::dead_letter(&self.producer, topic, input_partition, input_offset, message.key(), Some(&bytes), &e.to_string())
+                        ledger_kafka::dead_letter(&self.producer, decided.topic, decided.partition, decided.offset, message.key(), Some(&decided.bytes), &reason)
                             .await?;
-                        crate::metrics::dead_lettered(input_topic(kind));
+                        crate::metrics::dead_lettered(decided.topic);
                     }
-                    Ok(Decision::Seen(seen)) => {
-                        crate::metrics::seen(input_topic(kind), seen);
+                    InputOutcome::Seen { seen, answer } => {
+                        crate::metrics::seen(decided.topic, seen);
                         // A re-sent input (DUPLICATE) or another input with a used id
                         // (ID_CONFLICT): recorded where its kind has an answer, so that
                         // the answer follows the first input's.
-                        if let Some(fact) = decider.answer_seen(&input, seen) {
-                            self.append(partition, &key, fact, &origin, in_flight)?;
+                        if let Some(fact) = answer {
+                            self.append(partition, &key, fact, &decided.origin, in_flight)?;
                         }
                     }
-                    Ok(Decision::Fact(fact)) => {
-                        crate::metrics::decided(&fact, command.input_timestamp_ms);
-                        self.append(partition, &key, fact, &origin, in_flight)?
+                    InputOutcome::Fact(fact) => {
+                        crate::metrics::decided(&fact, input_timestamp_ms);
+                        self.append(partition, &key, fact, &decided.origin, in_flight)?
                     }
                 }
             }
@@ -453,15 +412,8 @@ impl Writer {
     /// loan.events, keyed as the command was (the key that chose the book).
     fn append(&mut self, partition: i32, key: &str, fact: Fact, origin: &str, in_flight: &mut Vec<DeliveryFuture>) -> Result<()> {
         let outcome = self.view.apply_own(partition, &fact);
-        if outcome != Outcome::Applied {
-            return Err(RuntimeError::Refused(format!("the decision {} does not fit its own book ({outcome:?}): a bug", fact.key())));
-        }
-        let event_id = match fact {
-            Fact::Opened { .. } | Fact::DayClosed { .. } => format!("{}@{partition}", fact.key()),
-            Fact::PaymentSeen { .. } => format!("seen:{origin}"),
-            _ => fact.key(),
-        };
-        self.decided.entry(partition).or_default().note(origin);
+        let event_id = writer::record(self.decided.entry(partition).or_default(), partition, &fact, origin, outcome)
+            .map_err(|e| command_error(e, topics::EVENTS))?;
         *self.snapshots.behind.entry(partition).or_insert(0) += 1;
         self.snapshots.last_event.insert(partition, event_id.clone());
         let payload = ledger_proto::encode(&ledger_proto::loan_event(&fact, event_id, origin));
@@ -471,30 +423,10 @@ impl Writer {
     }
 }
 
-fn parse_date(text: &str, at: &dyn Fn() -> String) -> Result<Date> {
-    Date::parse(text).map_err(|e| RuntimeError::Corrupt(format!("{}: the command's date {text:?}: {e}", at())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_origin_splits_into_topic_partition_and_offset() {
-        assert_eq!(parse_origin("payments.repayments/3/1042"), Some(("payments.repayments", 3, 1042)));
-        assert_eq!(parse_origin(""), None);
-        assert_eq!(parse_origin("a/b/c"), None);
-    }
-
-    #[test]
-    fn a_command_at_or_below_the_highest_decided_offset_is_skipped() {
-        let mut decided = Decided::default();
-        decided.note("loan.applications/0/7");
-        decided.note("loan.applications/0/5");
-        decided.note("");
-        assert!(decided.contains("loan.applications", 0, 7));
-        assert!(decided.contains("loan.applications", 0, 2));
-        assert!(!decided.contains("loan.applications", 0, 8));
-        assert!(!decided.contains("loan.applications", 1, 0));
+/// A command that cannot be decided, as the writer's error: a corrupt one says where it is.
+fn command_error(error: CommandError, at: &str) -> RuntimeError {
+    match error {
+        CommandError::Corrupt(why) => RuntimeError::Corrupt(format!("{at}: {why}")),
+        CommandError::Refused(why) => RuntimeError::Refused(why),
     }
 }

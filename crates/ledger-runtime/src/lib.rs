@@ -32,6 +32,8 @@ pub mod projection;
 pub mod replay;
 pub mod service;
 pub mod snapshot;
+pub mod window;
+pub mod writer;
 
 use std::sync::Arc;
 
