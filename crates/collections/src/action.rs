@@ -6,9 +6,11 @@ use ledger_core::input::CollectionsAction;
 use ledger_core::state::FactKey;
 use ledger_core::{ActionEffect, ActionKind, Decision, Fact, Fingerprint, Ledger, LoanStatus, Reason};
 
-/// Decides an action against the view: a duplicate or conflict when its id was seen,
-/// else ActionApplied or ActionRefused.
-pub fn decide(view: &Ledger, c: &CollectionsAction, fingerprint: Fingerprint) -> Decision {
+/// Decides an action against the view, in `book`: a duplicate or conflict when its id
+/// was seen, else ActionApplied or ActionRefused. A write-off's loan must be in `book`
+/// (as a payment's: one found only in another book raced its loan to the intake and is
+/// UNKNOWN_LOAN; see `repayment::payment::decide`).
+pub fn decide(view: &Ledger, book: u32, c: &CollectionsAction, fingerprint: Fingerprint) -> Decision {
     if let Some(seen) = view.seen_as(FactKey::Action(&c.action_id), fingerprint) {
         return Decision::Seen(seen);
     }
@@ -56,7 +58,7 @@ pub fn decide(view: &Ledger, c: &CollectionsAction, fingerprint: Fingerprint) ->
             let Some(loan_id) = c.loan_id.as_deref() else {
                 return refuse(&c.action_id, c.borrower_id.as_deref(), Reason::UnknownLoan);
             };
-            let loan = view.loan(loan_id).map(|(_, l)| l);
+            let loan = view.books().get(&book).and_then(|b| b.loan(loan_id));
             let Some(loan) = loan.filter(|l| c.borrower_id.as_deref().is_none_or(|b| b == l.borrower_id)) else {
                 return refuse(loan_id, c.borrower_id.as_deref(), Reason::UnknownLoan);
             };

@@ -43,7 +43,7 @@ impl Handler for Collections {
     fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
         let Input::Collections(c) = input else { return Err(InputError::NotDecided(self.name())) };
         view.open_in(book).ok_or(InputError::NotOpen)?;
-        Ok(action::decide(view, c, Fingerprint::of(input)))
+        Ok(action::decide(view, book, c, Fingerprint::of(input)))
     }
 
     fn on_derived(&self, event: &Derived) -> Option<Notice> {

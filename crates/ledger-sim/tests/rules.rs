@@ -453,3 +453,37 @@ fn invalid_lines_stop_the_run_with_their_line_number() {
         assert!(err.to_string().contains(needle), "{err} should mention {needle}");
     }
 }
+
+/// A payment or write-off decided in another book than its loan's (it raced its loan
+/// to the intake: routed by the loan id before the loan was on the log) is UNKNOWN_LOAN
+/// there, a fact its own book applies; in the loan's book the same payment is taken.
+/// Deciding it with the loan of another book would append a fact its book cannot
+/// apply, and the book's writer would stop.
+#[test]
+fn a_payment_decided_in_another_book_than_its_loans_is_unknown_loan_there() {
+    use ledger_core::handler::InputKind;
+    use ledger_core::{Date, Decision, Fact, Ledger, Outcome, Reason};
+    let mut ledger = Ledger::new(Arc::new(ProductConfig::default()));
+    let date = Date::parse("2026-01-01").unwrap();
+    for book in 0..2 {
+        assert_eq!(ledger.apply(book, &Fact::Opened { date }, &mut Discard), Outcome::Applied);
+    }
+    let input = |line: &str| ledger_core::scenario::parse_line(line).unwrap().unwrap();
+    let decide = |ledger: &Ledger, kind, book, line: &str| match ledger_sim::decider(kind).decide(ledger, book, &input(line)).unwrap() {
+        Decision::Fact(fact) => fact,
+        other => panic!("not a fact: {other:?}"),
+    };
+    let loan = decide(&ledger, InputKind::Application, 1, &credit("L1", "B1", "1000.00", 30));
+    assert_eq!(ledger.apply(1, &loan, &mut Discard), Outcome::Applied);
+
+    let early = decide(&ledger, InputKind::Repayment, 0, &pay("P1", "L1", "10.00"));
+    assert!(matches!(early, Fact::RepaymentRefused { reason: Reason::UnknownLoan, borrower_id: None, .. }), "{early:?}");
+    assert_eq!(ledger.apply(0, &early, &mut Discard), Outcome::Applied);
+    let write_off = decide(&ledger, InputKind::Collections, 0, &action("W1", "WRITE_OFF", "L1"));
+    assert!(matches!(write_off, Fact::ActionRefused { reason: Reason::UnknownLoan, .. }), "{write_off:?}");
+    assert_eq!(ledger.apply(0, &write_off, &mut Discard), Outcome::Applied);
+
+    let on_time = decide(&ledger, InputKind::Repayment, 1, &pay("P2", "L1", "10.00"));
+    assert!(matches!(on_time, Fact::RepaymentAccepted { .. }), "{on_time:?}");
+    assert_eq!(ledger.apply(1, &on_time, &mut Discard), Outcome::Applied);
+}

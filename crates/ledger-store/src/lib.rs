@@ -53,6 +53,18 @@ pub struct Store {
     db: sled::Db,
 }
 
+/// sled's page cache, in MiB, unless [`CACHE_VAR`] says otherwise. sled's own default
+/// is 1 GiB, which a read model of some hundred thousand loans fills: the rows are on
+/// disk, and the ledger's reads are a loan, a borrower or a page of them at a time.
+pub const CACHE_MIB: u64 = 64;
+
+/// The environment variable that sets [`CACHE_MIB`] (`LEDGER_STORE_CACHE_MB=256`).
+pub const CACHE_VAR: &str = "LEDGER_STORE_CACHE_MB";
+
+fn cache_capacity() -> u64 {
+    std::env::var(CACHE_VAR).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(CACHE_MIB) * 1024 * 1024
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`, waiting up to [`LOCK_WAIT`] for the
     /// directory's lock. sled locks the directory, so a second process (or a second
@@ -71,7 +83,7 @@ impl Store {
     pub fn open_with_lock_wait(dir: &Path, wait: Duration) -> Result<Store, StoreError> {
         let deadline = Instant::now() + wait;
         loop {
-            match sled::Config::new().path(dir).open() {
+            match sled::Config::new().path(dir).cache_capacity(cache_capacity()).open() {
                 Ok(db) => return Ok(Store { db }),
                 Err(source) if is_lock_busy(&source) && Instant::now() < deadline => {
                     std::thread::sleep(LOCK_RETRY_INTERVAL);

@@ -42,7 +42,7 @@ impl Handler for Repayment {
     fn decide(&self, view: &Ledger, book: u32, input: &Input) -> Result<Decision, InputError> {
         let Input::Repayment(r) = input else { return Err(InputError::NotDecided(self.name())) };
         view.open_in(book).ok_or(InputError::NotOpen)?;
-        Ok(payment::decide(view, r, Fingerprint::of(input)))
+        Ok(payment::decide(view, book, r, Fingerprint::of(input)))
     }
 
     fn answer_seen(&self, input: &Input, seen: Seen) -> Option<Fact> {

@@ -5,9 +5,14 @@ use ledger_core::input::Repayment;
 use ledger_core::state::FactKey;
 use ledger_core::{Decision, Fact, Fingerprint, Ledger, Money, Reason};
 
-/// Decides a payment against the view: a duplicate or conflict when its id was seen,
-/// else RepaymentAccepted or RepaymentRefused.
-pub fn decide(view: &Ledger, r: &Repayment, fingerprint: Fingerprint) -> Decision {
+/// Decides a payment against the view, in `book`: a duplicate or conflict when its id
+/// was seen (anywhere: ids are ledger-wide), else RepaymentAccepted or
+/// RepaymentRefused. The loan must be in `book`: the intake routes a payment to its
+/// loan's book, so a loan found only in another book was not on the log when the
+/// payment was routed (it raced its loan); in the ledger's order the payment came
+/// first, and it is UNKNOWN_LOAN, as it is in process when a payment precedes its loan.
+/// (Accepting it would append a fact its own book cannot apply: the writer would stop.)
+pub fn decide(view: &Ledger, book: u32, r: &Repayment, fingerprint: Fingerprint) -> Decision {
     if let Some(seen) = view.seen_as(FactKey::Payment(&r.payment_id), fingerprint) {
         return Decision::Seen(seen);
     }
@@ -21,7 +26,7 @@ pub fn decide(view: &Ledger, r: &Repayment, fingerprint: Fingerprint) -> Decisio
             fingerprint: Some(fingerprint),
         })
     };
-    let Some((_, loan)) = view.loan(&r.loan_id) else {
+    let Some(loan) = view.books().get(&book).and_then(|b| b.loan(&r.loan_id)) else {
         return refuse(Reason::UnknownLoan, None);
     };
     match Money::parse_external(&r.amount.text, Some(&r.amount.currency)) {
