@@ -49,11 +49,12 @@ struct RowWriter {
     task: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
-/// Batches queued for the row writer before the fold waits for it.
-const ROW_BATCHES: usize = 64;
+/// Batches queued for the row writer before the fold waits for it (each up to
+/// `BATCH_FACTS` facts' rows: a bound on the memory the queue holds).
+const ROW_BATCHES: usize = 4;
 
 /// Rows merged into one commit at most (then the next commit takes the rest).
-const MERGE_ROWS: usize = 200_000;
+const MERGE_ROWS: usize = 50_000;
 
 impl RowWriter {
     fn start(tree: StoreTree) -> RowWriter {

@@ -53,10 +53,11 @@ pub struct Store {
     db: sled::Db,
 }
 
-/// sled's page cache, in MiB, unless [`CACHE_VAR`] says otherwise. sled's own default
-/// is 1 GiB, which a read model of some hundred thousand loans fills: the rows are on
-/// disk, and the ledger's reads are a loan, a borrower or a page of them at a time.
-pub const CACHE_MIB: u64 = 64;
+/// sled's page cache, in MiB, unless [`CACHE_VAR`] says otherwise: sled's own default
+/// (1 GiB), which a read model of some hundred thousand loans fills. A smaller cache
+/// holds less memory and writes slower (BENCHMARKS.md: 64 MiB made a replay of 140,189
+/// facts take 33 s instead of 19 s).
+pub const CACHE_MIB: u64 = 1024;
 
 /// The environment variable that sets [`CACHE_MIB`] (`LEDGER_STORE_CACHE_MB=256`).
 pub const CACHE_VAR: &str = "LEDGER_STORE_CACHE_MB";
