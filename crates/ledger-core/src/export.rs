@@ -137,22 +137,6 @@ impl OverdueByBucket {
             Bucket::Npl => Some(&mut self.npl),
         }
     }
-
-    fn add(&mut self, bucket: Bucket, amount: Money) {
-        if let Some(slot) = self.slot(bucket) {
-            *slot = slot.plus(amount);
-        }
-    }
-
-    fn sub(&mut self, bucket: Bucket, amount: Money) {
-        if let Some(slot) = self.slot(bucket) {
-            *slot = slot.minus(amount);
-        }
-    }
-
-    fn plus(&self, other: &OverdueByBucket) -> OverdueByBucket {
-        OverdueByBucket { m1: self.m1.plus(other.m1), m2: self.m2.plus(other.m2), m3: self.m3.plus(other.m3), npl: self.npl.plus(other.npl) }
-    }
 }
 
 /// One book's portfolio figures (SPEC section 8), kept by [`Book::apply`] as facts
@@ -179,54 +163,85 @@ pub(crate) struct Totals {
 impl Totals {
     /// Counted from every loan of `book`.
     pub(crate) fn of(book: &Book) -> Totals {
-        let mut totals = Totals::default();
-        for loan in book.loans() {
+        // A count: the hash map's iteration order does not matter.
+        let borrowers = book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
+        Totals::of_loans(book.loans(), borrowers)
+    }
+
+    /// Counted from `loans`, with the number of borrowers given.
+    fn of_loans(loans: &[Loan], borrowers: u64) -> Totals {
+        let mut totals = Totals { borrowers, ..Totals::default() };
+        for loan in loans {
             totals.add(loan);
         }
-        // A count: the hash map's iteration order does not matter.
-        totals.borrowers = book.borrowers().values().filter(|b| !b.loans.is_empty()).count() as u64;
         totals
     }
 
+    /// A day close charged this interest and penalty (the sum of its postings).
+    pub(crate) fn charged(&mut self, interest: Money, penalty: Money) {
+        self.interest_income = self.interest_income.plus(interest);
+        self.penalty_income = self.penalty_income.plus(penalty);
+    }
+
+    /// An active loan's outstanding principal moved from one bucket to another.
+    pub(crate) fn moved(&mut self, from: Bucket, to: Bucket, principal: Money) {
+        if let Some(slot) = self.overdue.slot(from) {
+            *slot = slot.minus(principal);
+        }
+        if let Some(slot) = self.overdue.slot(to) {
+            *slot = slot.plus(principal);
+        }
+    }
+
     pub(crate) fn add(&mut self, l: &Loan) {
-        self.disbursed += 1;
-        self.amount_disbursed = self.amount_disbursed.plus(l.principal);
-        self.interest_income = self.interest_income.plus(l.interest_accrued);
-        self.penalty_income = self.penalty_income.plus(l.penalty_accrued);
-        match l.status {
-            LoanStatus::Active => {
-                self.active += 1;
-                self.outstanding = self.outstanding.plus(l.principal_outstanding);
-                self.overdue.add(l.bucket, l.principal_outstanding);
-            }
-            LoanStatus::WrittenOff => self.written_off = self.written_off.plus(l.written_off_principal),
-            LoanStatus::Settled => {}
-        }
-        if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
-            self.settled += 1;
-            self.settled_days += on.days_since(l.disbursed_on);
-        }
+        self.count(l, true);
     }
 
     /// Takes out what [`Totals::add`] put in for `l` as it stands.
     pub(crate) fn remove(&mut self, l: &Loan) {
-        self.disbursed -= 1;
-        self.amount_disbursed = self.amount_disbursed.minus(l.principal);
-        self.interest_income = self.interest_income.minus(l.interest_accrued);
-        self.penalty_income = self.penalty_income.minus(l.penalty_accrued);
+        self.count(l, false);
+    }
+
+    fn count(&mut self, l: &Loan, add: bool) {
+        let step = |total: &mut Money, amount: Money| *total = if add { total.plus(amount) } else { total.minus(amount) };
+        let tally = |n: &mut u64| if add { *n += 1 } else { *n -= 1 };
+        tally(&mut self.disbursed);
+        step(&mut self.amount_disbursed, l.principal);
+        step(&mut self.interest_income, l.interest_accrued);
+        step(&mut self.penalty_income, l.penalty_accrued);
         match l.status {
             LoanStatus::Active => {
-                self.active -= 1;
-                self.outstanding = self.outstanding.minus(l.principal_outstanding);
-                self.overdue.sub(l.bucket, l.principal_outstanding);
+                tally(&mut self.active);
+                step(&mut self.outstanding, l.principal_outstanding);
+                if let Some(slot) = self.overdue.slot(l.bucket) {
+                    step(slot, l.principal_outstanding);
+                }
             }
-            LoanStatus::WrittenOff => self.written_off = self.written_off.minus(l.written_off_principal),
-            LoanStatus::Settled => {}
+            LoanStatus::WrittenOff => step(&mut self.written_off, l.written_off_principal),
+            LoanStatus::Settled => {
+                if let Some(on) = l.settled_on {
+                    tally(&mut self.settled);
+                    let days = on.days_since(l.disbursed_on);
+                    self.settled_days += if add { days } else { -days };
+                }
+            }
         }
-        if let (LoanStatus::Settled, Some(on)) = (l.status, l.settled_on) {
-            self.settled -= 1;
-            self.settled_days -= on.days_since(l.disbursed_on);
-        }
+    }
+
+    /// Adds another book's totals.
+    fn absorb(&mut self, other: &Totals) {
+        self.disbursed += other.disbursed;
+        self.amount_disbursed = self.amount_disbursed.plus(other.amount_disbursed);
+        self.interest_income = self.interest_income.plus(other.interest_income);
+        self.penalty_income = self.penalty_income.plus(other.penalty_income);
+        self.active += other.active;
+        self.outstanding = self.outstanding.plus(other.outstanding);
+        let (o, by) = (&mut self.overdue, &other.overdue);
+        (o.m1, o.m2, o.m3, o.npl) = (o.m1.plus(by.m1), o.m2.plus(by.m2), o.m3.plus(by.m3), o.npl.plus(by.npl));
+        self.written_off = self.written_off.plus(other.written_off);
+        self.settled += other.settled;
+        self.settled_days += other.settled_days;
+        self.borrowers += other.borrowers;
     }
 }
 
@@ -386,18 +401,7 @@ impl Ledger {
     pub fn portfolio(&self) -> PortfolioView {
         let mut sum = Totals::default();
         for book in self.books().values() {
-            let t = &book.totals;
-            sum.disbursed += t.disbursed;
-            sum.amount_disbursed = sum.amount_disbursed.plus(t.amount_disbursed);
-            sum.interest_income = sum.interest_income.plus(t.interest_income);
-            sum.penalty_income = sum.penalty_income.plus(t.penalty_income);
-            sum.active += t.active;
-            sum.outstanding = sum.outstanding.plus(t.outstanding);
-            sum.overdue = sum.overdue.plus(&t.overdue);
-            sum.written_off = sum.written_off.plus(t.written_off);
-            sum.settled += t.settled;
-            sum.settled_days += t.settled_days;
-            sum.borrowers += t.borrowers;
+            sum.absorb(&book.totals);
         }
         let Totals { disbursed, amount_disbursed, interest_income, penalty_income, active, outstanding, overdue, written_off, borrowers, .. } = sum;
         let npl_ratio = if outstanding.is_zero() {

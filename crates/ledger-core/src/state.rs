@@ -479,38 +479,34 @@ impl Book {
     /// Applies one fact. Never fails; see [`Outcome`]. Keeps the book's portfolio
     /// figures: the loans the fact concerns ([`crate::statement::concerns`], the same
     /// answer a loan's statement is built on) are taken out of them before and put back
-    /// after; a day close, which concerns every loan, recounts them.
+    /// after; a day close, which concerns every loan, moves them itself (the day's
+    /// income, and the principal of each loan whose bucket changed).
     pub fn apply(&mut self, config: &ProductConfig, fact: &Fact, sink: &mut impl Sink) -> Outcome {
-        let touched: Option<Vec<usize>> = match crate::statement::concerns(fact, self) {
-            crate::statement::Concerns::Book => None,
-            crate::statement::Concerns::Nothing => Some(Vec::new()),
-            crate::statement::Concerns::Loans(ids) => Some(ids.iter().filter_map(|id| self.loan_index.get(&Id::new(id)).copied()).collect()),
-        };
-        let first_loan_of = match fact {
-            Fact::ApplicationDecided(d) if d.disbursement.is_some() => {
-                self.borrowers.get(&Id::new(&d.borrower_id)).is_none_or(|b| b.loans.is_empty()).then_some(d.borrower_id.as_str())
+        // The loans' places in `loans`: the one a fact names without allocating, a
+        // borrower's (a merchant update) in a vector.
+        let (one, many): (Option<usize>, Vec<usize>) = match crate::statement::concerns(fact, self) {
+            crate::statement::Concerns::Book => {
+                // A day close, which keeps the figures as it goes (it changes every
+                // active loan: taking each out and in again would double its cost).
+                return self.apply_fact(config, fact, sink);
             }
-            _ => None,
+            crate::statement::Concerns::Nothing => (None, Vec::new()),
+            crate::statement::Concerns::Loans(crate::statement::LoanIds::One(id)) => (self.loan_index.get(&Id::new(id)).copied(), Vec::new()),
+            crate::statement::Concerns::Loans(ids) => (None, ids.iter().filter_map(|id| self.loan_index.get(&Id::new(id)).copied()).collect()),
         };
-        let Some(mut touched) = touched else {
-            let outcome = self.apply_fact(config, fact, sink);
-            self.totals = crate::export::Totals::of(self);
-            return outcome;
-        };
-        for i in &touched {
-            self.totals.remove(&self.loans[*i]);
+        let touched = one.into_iter().chain(many);
+        for i in touched.clone() {
+            self.totals.remove(&self.loans[i]);
         }
+        // Loans are only ever added, at the end: those the fact disbursed follow `before`.
+        let before = self.loans.len();
         let outcome = self.apply_fact(config, fact, sink);
-        if let Fact::ApplicationDecided(ApplicationDecided { disbursement: Some(d), .. }) = fact {
-            if let Some(i) = self.loan_index.get(&Id::new(&d.loan_id)).copied().filter(|i| !touched.contains(i)) {
-                touched.push(i);
-            }
+        for i in touched.chain(before..self.loans.len()) {
+            self.totals.add(&self.loans[i]);
         }
-        for i in &touched {
-            self.totals.add(&self.loans[*i]);
-        }
-        if let Some(borrower) = first_loan_of {
-            if self.borrowers.get(&Id::new(borrower)).is_some_and(|b| !b.loans.is_empty()) {
+        for i in before..self.loans.len() {
+            // A borrower's first loan makes it one of the borrowers with loans.
+            if self.borrowers.get(&Id::new(&self.loans[i].borrower_id)).is_some_and(|b| b.loans.len() == 1) {
                 self.totals.borrowers += 1;
             }
         }
@@ -800,6 +796,9 @@ impl Book {
                 0
             };
             loan.bucket = Bucket::of(loan.dpd, &config.buckets);
+            if loan.bucket != previous.1 {
+                self.totals.moved(previous.1, loan.bucket, loan.principal_outstanding);
+            }
             if loan.dpd >= config.auto_blacklist_dpd && previous.0 < config.auto_blacklist_dpd {
                 to_blacklist.push((index, loan.dpd));
             }
@@ -844,6 +843,7 @@ impl Book {
                 }
             }
         }
+        self.totals.charged(interest_income, penalty_income);
         self.income_by_day.insert(date, (interest_income, penalty_income));
         self.open = Some(date.next());
         Outcome::Applied

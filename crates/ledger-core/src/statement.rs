@@ -144,7 +144,7 @@ pub fn statement<'a>(
         } else {
             match concerns(fact, &book) {
                 Concerns::Book => {}
-                Concerns::Loans(loans) if loans.contains(&loan_id) => {}
+                Concerns::Loans(loans) if loans.contains(loan_id) => {}
                 Concerns::Loans(_) | Concerns::Nothing => continue,
             }
         }
@@ -191,9 +191,31 @@ pub enum Concerns<'a> {
     Nothing,
     /// These loans' (a disbursement, a payment or a refusal naming a known loan, a
     /// write-off, a merchant update of the loans' borrower, which may recall them).
-    Loans(Vec<&'a str>),
+    Loans(LoanIds<'a>),
     /// Every loan of its book: a day close.
     Book,
+}
+
+/// The loans a fact concerns, borrowed (the fold asks for every fact it applies, so
+/// nothing is allocated): one the fact names, or a borrower's loans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoanIds<'a> {
+    One(&'a str),
+    Of(&'a [String]),
+}
+
+impl<'a> LoanIds<'a> {
+    pub fn iter(self) -> impl Iterator<Item = &'a str> {
+        let (one, many) = match self {
+            LoanIds::One(id) => (Some(id), &[][..]),
+            LoanIds::Of(ids) => (None, ids),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+
+    pub fn contains(self, loan_id: &str) -> bool {
+        self.iter().any(|id| id == loan_id)
+    }
 }
 
 /// Whose statements `fact` belongs to, in `book` (the book it was applied to, which
@@ -202,12 +224,15 @@ pub enum Concerns<'a> {
 pub fn concerns<'a>(fact: &'a Fact, book: &'a Book) -> Concerns<'a> {
     let loans = match fact {
         Fact::DayClosed { .. } => return Concerns::Book,
-        Fact::ApplicationDecided(d) => d.disbursement.iter().map(|x| x.loan_id.as_str()).collect(),
-        Fact::RepaymentAccepted { loan_id, .. } => vec![loan_id.as_str()],
+        Fact::ApplicationDecided(d) => match &d.disbursement {
+            Some(x) => LoanIds::One(&x.loan_id),
+            None => LoanIds::Of(&[]),
+        },
+        Fact::RepaymentAccepted { loan_id, .. } => LoanIds::One(loan_id),
         // A refusal for a known loan sits on its book; UNKNOWN_LOAN is for no loan.
-        Fact::RepaymentRefused { loan_id, borrower_id: Some(_), .. } => vec![loan_id.as_str()],
-        Fact::ActionApplied { effect: ActionEffect::WrittenOff { loan_id, .. }, .. } => vec![loan_id.as_str()],
-        Fact::MerchantUpdateApplied(u) => book.borrower(&u.borrower_id).map(|b| b.loans.iter().map(String::as_str).collect()).unwrap_or_default(),
+        Fact::RepaymentRefused { loan_id, borrower_id: Some(_), .. } => LoanIds::One(loan_id),
+        Fact::ActionApplied { effect: ActionEffect::WrittenOff { loan_id, .. }, .. } => LoanIds::One(loan_id),
+        Fact::MerchantUpdateApplied(u) => LoanIds::Of(book.borrower(&u.borrower_id).map_or(&[][..], |b| &b.loans[..])),
         Fact::Opened { .. }
         | Fact::RepaymentRefused { .. }
         | Fact::ActionApplied { .. }

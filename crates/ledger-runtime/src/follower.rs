@@ -217,26 +217,20 @@ impl Follower {
         let mut read = 0;
         while applied.len() < max && ends.iter().any(|(p, end)| self.positions.get(p).copied().unwrap_or(0) < *end) {
             if let Some(message) = self.peeked.take() {
-                read += usize::from(self.reader().take(&message, &mut applied)?);
+                read += usize::from(self.split().1.take(&message, &mut applied)?);
                 continue;
             }
-            let message = match tokio::time::timeout(RECEIVE_TIMEOUT, self.consumer.recv()).await {
-                Err(_) => return Err(RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, self.group))),
+            let (consumer, reader) = self.split();
+            let message = match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.recv()).await {
+                Err(_) => return Err(RuntimeError::Timeout(format!("reading {} (group {})", topics::EVENTS, reader.group))),
                 Ok(Ok(message)) => message,
                 Ok(Err(e)) => {
                     // librdkafka reports passing trouble (a broker restart, a lost
                     // connection) here and recovers by itself: wait and read on.
-                    tracing::warn!(group = %self.group, error = %e, "reading loan.events");
+                    tracing::warn!(group = %reader.group, error = %e, "reading loan.events");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            };
-            let reader = Reader {
-                positions: &mut self.positions,
-                own: &self.own,
-                ledger: &mut self.ledger,
-                collect_events: self.collect_events,
-                partition_count: self.partition_count,
             };
             read += usize::from(reader.take(&message, &mut applied)?);
         }
@@ -267,14 +261,18 @@ impl Follower {
         }
     }
 
-    fn reader(&mut self) -> Reader<'_> {
-        Reader {
+    /// The consumer, and the parts that apply what it received (a received record
+    /// borrows the consumer).
+    fn split(&mut self) -> (&StreamConsumer, Reader<'_>) {
+        let reader = Reader {
             positions: &mut self.positions,
             own: &self.own,
             ledger: &mut self.ledger,
             collect_events: self.collect_events,
             partition_count: self.partition_count,
-        }
+            group: &self.group,
+        };
+        (&self.consumer, reader)
     }
 
     /// Catches up completely (in bounded steps), discarding what was applied.
@@ -337,6 +335,7 @@ struct Reader<'a> {
     ledger: &'a mut Ledger,
     collect_events: bool,
     partition_count: usize,
+    group: &'a str,
 }
 
 impl Reader<'_> {
@@ -368,7 +367,6 @@ impl Reader<'_> {
         applied.push(Applied { partition, offset, fact, outcome, source, derived, timestamp_ms });
         Ok(true)
     }
-
 }
 
 /// How often an idle reader commits its hint again (see [`Follower::refresh_hint`]).

@@ -115,6 +115,9 @@ impl ConsumerContext for Membership {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 let mut assignment = tpl.clone();
+                // Fed by the process's fold: the partitions it serves (paused here) and
+                // those this member folds itself.
+                let (mut shared, mut own) = (TopicPartitionList::new(), TopicPartitionList::new());
                 if self.rewind {
                     let committed: BTreeMap<i32, i64> = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
                         Ok(list) => list
@@ -128,17 +131,13 @@ impl ConsumerContext for Membership {
                             BTreeMap::new()
                         }
                     };
-                    *self.committed.lock().expect("membership lock") = committed;
                     let mut folds = self.folds.lock().expect("membership lock");
                     folds.retain(|p, _| partitions.contains(p));
                     assignment = TopicPartitionList::new();
-                    let (mut shared, mut own) = (TopicPartitionList::new(), TopicPartitionList::new());
                     for element in tpl.elements() {
                         let partition = element.partition();
-                        let is_shared = self.feed.as_ref().is_some_and(|feed| {
-                            feed.take_shared(partition, self.committed.lock().expect("membership lock").get(&partition).copied().unwrap_or(0))
-                        });
-                        let at = if is_shared {
+                        let published = committed.get(&partition).copied().unwrap_or(0);
+                        let at = if self.feed.as_ref().is_some_and(|feed| feed.take_shared(partition, published)) {
                             // Served from the process's fold: this consumer reads nothing of it.
                             folds.remove(&partition);
                             shared.add_partition(element.topic(), partition);
@@ -151,28 +150,25 @@ impl ConsumerContext for Membership {
                             tracing::warn!(%error, "building the assignment");
                         }
                     }
-                    drop(folds);
-                    if let Err(error) = consumer.assign(&assignment) {
-                        tracing::warn!(%error, "assigning partitions");
-                    }
-                    if self.feed.is_some() {
-                        tracing::info!(shared = ?shared.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(),
-                            own = ?own.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions from the process's fold, and folded here");
-                        for (list, pause) in [(&shared, true), (&own, false)] {
-                            if list.count() == 0 {
-                                continue;
-                            }
-                            let done = if pause { consumer.pause(list) } else { consumer.resume(list) };
-                            if let Err(error) = done {
-                                tracing::warn!(%error, pause, "pausing or resuming partitions");
-                            }
-                        }
-                    }
-                    self.assigned(partitions);
-                    return;
+                    *self.committed.lock().expect("membership lock") = committed;
                 }
                 if let Err(error) = consumer.assign(&assignment) {
                     tracing::warn!(%error, "assigning partitions");
+                }
+                if self.feed.is_some() {
+                    let names = |list: &TopicPartitionList| list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>();
+                    tracing::info!(shared = ?names(&shared), own = ?names(&own), "partitions from the process's fold, and folded here");
+                    // A partition's pause outlives an assignment: set both ways each time.
+                    for (list, pause) in [(&shared, true), (&own, false)] {
+                        let done = match (list.count(), pause) {
+                            (0, _) => Ok(()),
+                            (_, true) => consumer.pause(list),
+                            (_, false) => consumer.resume(list),
+                        };
+                        if let Err(error) = done {
+                            tracing::warn!(%error, pause, "pausing or resuming partitions");
+                        }
+                    }
                 }
                 self.assigned(partitions);
             }

@@ -178,7 +178,7 @@ fn statement_rows(changes: &mut Changes, book: &Book, partition: u32, offset: i6
         Concerns::Nothing => {}
         Concerns::Book => changes.put(keys::close(partition, offset), json(&kept(None))),
         Concerns::Loans(loans) => {
-            for loan_id in loans {
+            for loan_id in loans.iter() {
                 changes.put(keys::loan_fact(loan_id, partition, offset), json(&kept(Some(loan_id))));
             }
         }
