@@ -223,7 +223,7 @@ impl Run {
 /// The input topic, record key (the partitioning id) and encoded message of an input
 /// that goes through a service; `None` for the day's open and close (appended, not
 /// published).
-fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
+pub fn publishable(input: &Input) -> Option<(InputKind, String, Vec<u8>)> {
     Some(match input {
         Input::Application(a) => (InputKind::Application, a.borrower_id.clone(), encode(&a.into_proto())),
         Input::Repayment(r) => (InputKind::Repayment, r.loan_id.clone(), encode(&r.into_proto())),

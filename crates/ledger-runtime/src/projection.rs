@@ -24,6 +24,7 @@ const BATCH_FACTS: usize = 2_000;
 /// A running projection: its follower and what it has stored.
 pub struct Projection {
     follower: Follower,
+    /// Per partition, the offset the rows reach: stored, or queued to the row writer.
     stored: BTreeMap<i32, i64>,
     /// Whether the books were restored (at the first step).
     refolded: bool,
@@ -138,14 +139,13 @@ impl Projection {
         let kafka = ctx.kafka.with_client_id(format!("{}-{NAME}", ctx.kafka.client_id));
         let restore_kafka = kafka.clone();
         // What the fold derives is collected only for publishers to publish.
-        let follower = Follower::new(&kafka, group, ctx.config.clone(), !feeds.is_empty())?;
+        let mut follower = Follower::new(&kafka, group, ctx.config.clone(), !feeds.is_empty())?;
         let stored = tree
             .positions()?
             .into_iter()
             .filter(|((t, _), _)| t == topics::EVENTS)
             .map(|((_, p), o)| (p, o))
             .collect();
-        let mut follower = follower;
         // Its hint says what the store holds, committed once a store commit is done.
         follower.commit_hint_of(&stored)?;
         let writer = RowWriter::start(tree);

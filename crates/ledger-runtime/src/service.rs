@@ -149,29 +149,32 @@ pub async fn run_publisher(
         if let Some(sub) = &mut feed {
             // Between a revocation and the next assignment nothing is taken: the fold
             // waits, so that a partition handed back is still shared.
-            if membership.is_assigned() {
-                unassigned_since = None;
-            }
-            let held_for = unassigned_since.get_or_insert_with(std::time::Instant::now).elapsed();
-            if membership.is_assigned() || held_for >= FED_HOLD {
+            let take = match membership.is_assigned() {
+                true => {
+                    unassigned_since = None;
+                    true
+                }
+                false => unassigned_since.get_or_insert_with(std::time::Instant::now).elapsed() >= FED_HOLD,
+            };
+            if take {
                 let mut next = match sub.receiver.try_recv() {
                     Ok(shared) => Some(shared),
+                    // Nothing from either side yet: wait for the fold a moment.
+                    Err(mpsc::error::TryRecvError::Empty) if batch.messages.is_empty() => {
+                        match tokio::time::timeout(FED_WAIT, sub.receiver.recv()).await {
+                            Ok(shared) => {
+                                fold_gone = shared.is_none();
+                                shared
+                            }
+                            Err(_) => None,
+                        }
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => None,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
                         fold_gone = true;
                         None
                     }
                 };
-                if next.is_none() && !fold_gone && batch.messages.is_empty() {
-                    next = match tokio::time::timeout(FED_WAIT, sub.receiver.recv()).await {
-                        Ok(Some(shared)) => Some(shared),
-                        Ok(None) => {
-                            fold_gone = true;
-                            None
-                        }
-                        Err(_) => None,
-                    };
-                }
                 while let Some(shared_batch) = next {
                     took_shared = true;
                     for folded in shared_batch.iter() {

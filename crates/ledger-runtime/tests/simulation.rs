@@ -50,7 +50,7 @@ use ledger_core::scoring::Merchant;
 use ledger_core::{ActionKind, Date, Decision, Discard, Fact, Input, Ledger, Outcome, Product, ProductConfig};
 use ledger_kafka::partition_for_key;
 use ledger_proto::snapshot::{decode_snapshot, encode_snapshot, SnapshotMeta};
-use ledger_proto::{encode, pb, IntoProto};
+use ledger_proto::pb;
 use ledger_runtime::window::Window;
 use ledger_runtime::writer::{self, Decided, InputOutcome, Verdict};
 use ledger_runtime::{input_topic, source};
@@ -569,16 +569,8 @@ impl Sim {
     /// The outside world sends one input to its topic (keyed as `loanctl feed` keys it).
     fn send_input(&mut self) {
         let input = self.new_input();
-        let (kind, key, bytes) = match &input {
-            Input::Application(a) => (InputKind::Application, a.borrower_id.clone(), encode(&a.into_proto())),
-            Input::Repayment(r) => (InputKind::Repayment, r.loan_id.clone(), encode(&r.into_proto())),
-            Input::Collections(c) => {
-                let key = c.borrower_id.as_deref().or(c.loan_id.as_deref()).unwrap_or(&c.action_id).to_string();
-                (InputKind::Collections, key, encode(&c.into_proto()))
-            }
-            Input::MerchantUpdate(u) => (InputKind::MerchantUpdate, u.borrower_id.clone(), encode(&u.into_proto())),
-            Input::Open { .. } | Input::CloseDay { .. } => unreachable!("the world sends no control"),
-        };
+        // As `loanctl feed` publishes it: the topic's kind, the key, the protobuf bytes.
+        let (kind, key, bytes) = ledger_runtime::feed::publishable(&input).expect("the world sends no control");
         let partition = partition_for_key(key.as_bytes(), INPUT_PARTITIONS) as usize;
         self.topics.get_mut(&kind).expect("every kind has a topic")[partition].push(Record { bytes });
         self.sent.push(input);

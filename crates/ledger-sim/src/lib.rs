@@ -354,11 +354,6 @@ const MONITORING: &dyn Handler = &::monitoring::Monitoring;
 /// [`Handler::decides`], as the book writer finds them.
 pub static DECIDERS: [&dyn Handler; 4] = [ORIGINATION, REPAYMENT, COLLECTIONS, MONITORING];
 
-/// The service named `name`.
-pub fn service(name: &str) -> Option<&'static dyn Handler> {
-    SERVICES.iter().copied().find(|s| s.name() == name)
-}
-
 /// The service that decides `kind`'s inputs.
 pub fn decider(kind: InputKind) -> &'static dyn Handler {
     DECIDERS.iter().copied().find(|d| d.decides() == Some(kind)).expect("every input kind has its service")
