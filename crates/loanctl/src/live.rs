@@ -486,7 +486,8 @@ async fn bench_history(
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         lines.push(format!(
             "memory: the process grew by {:.0} MiB for {loans} more active loans = {:.0} bytes per active loan for all of `up` \
-             (the book writer's view, 4 publishers' folds, the projector's fold and sled, 2 loan indexes)",
+             (the book writer's view; the projector's fold, which feeds the publishers unless LEDGER_SHARED_FOLD=0, its queued rows \
+             and sled; 2 loan indexes)",
             (after as f64 - before as f64) / 1048576.0,
             (after as f64 - before as f64) / loans as f64
         ));
